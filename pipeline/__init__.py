@@ -1,0 +1,1 @@
+"""svs pipeline: records, rollout readers, diagnosis, policy backends, prompt store."""

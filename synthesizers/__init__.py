@@ -1,0 +1,1 @@
+"""Synthesizers turn seeds (a problem and a correct solution) into candidate problems."""

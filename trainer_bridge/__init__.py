@@ -1,0 +1,1 @@
+"""Bridges to trainers: exporters, reward functions, the bundled GRPO learner."""

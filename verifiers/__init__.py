@@ -1,0 +1,1 @@
+"""Verifiers: answer extraction and equivalence, sandboxed workers, problem-text checks."""
