@@ -1,0 +1,175 @@
+r"""Reward functions for verl, TRL and OpenRLHF, all backed by svs's verifier.
+
+Each one extracts the final answer from the completion and checks it against the
+reference with `verifiers.grader.grade_batch` (math-verify in sandboxed worker processes
+with hard timeouts), so a hostile completion costs one zero reward, never the run. The
+reward is 1.0 for a correct answer and 0.0 otherwise.
+
+Thread and process safety: the verifier pool behind `grade_batch` is guarded by a lock
+(calls from several threads are served one batch at a time) and is per process (a forked
+or spawned worker starts its own pool on first use). Nothing here keeps other state.
+
+- verl: `compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw)`
+  returns a dict; verl logs every key and writes them into `rollout_data_dir` dumps, so
+  `problem_id` (from the `extra_info` our verl export writes) makes dumps groupable.
+  `compute_score_batch` is the same for verl's batch reward manager.
+- TRL: `math_reward(completions, solution, **kw) -> list[float | None]` (logged by TRL as
+  `rewards/math_reward`); `make_trl_reward(...)` builds one with other settings.
+- OpenRLHF: `reward_func(queries, prompts, labels, **kw)` returning
+  `{"rewards", "scores", "extra_logs"}` as float tensors.
+
+Settings: `timeout_s` (seconds per answer check, default 5) and `accept_guessed` (default
+True: an answer found only as the last number in the text still counts; False rewards
+only answers the completion marked, boxed or "Answer: ..."). verl passes them through
+`reward.custom_reward_function.reward_kwargs`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from verifiers.grader import Grade, grade_batch
+
+DEFAULT_TIMEOUT_S = 5.0
+VERL_KEYS = ("score", "acc", "pred", "problem_id", "reason")
+
+
+def _gold(ground_truth: Any) -> str:
+    if isinstance(ground_truth, str):
+        return ground_truth
+    if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
+        return str(ground_truth)
+    raise TypeError(f"ground truth must be a string or a number, got {type(ground_truth).__name__}"
+                    f" ({ground_truth!r:.80}); export the prompt set with `svs export`")
+
+
+def _check_settings(timeout_s: float, accept_guessed: bool) -> None:
+    if not isinstance(timeout_s, (int, float)) or timeout_s <= 0:
+        raise ValueError(f"timeout_s must be a number of seconds > 0, got {timeout_s!r}")
+    if not isinstance(accept_guessed, bool):
+        raise TypeError(f"accept_guessed must be true or false, got {accept_guessed!r}")
+
+
+def _grades(golds: Sequence[str], completions: Sequence[str], timeout_s: float,
+            accept_guessed: bool) -> list[Grade]:
+    _check_settings(timeout_s, accept_guessed)
+    texts = [c if isinstance(c, str) else "" for c in completions]
+    grades = grade_batch(list(zip(golds, texts, strict=True)), timeout_s=timeout_s)
+    if accept_guessed:
+        return grades
+    return [Grade(False, "guessed", g.extracted, "answer taken from the last number only",
+                  flagged=True) if g.correct and g.flagged else g for g in grades]
+
+
+# -- verl ---------------------------------------------------------------------------
+
+def _verl_result(grade: Grade, extra_info: Mapping[str, Any] | None) -> dict[str, Any]:
+    problem = ""
+    if isinstance(extra_info, Mapping):
+        problem = str(extra_info.get("problem_id") or "")
+    return {"score": 1.0 if grade.correct else 0.0, "acc": bool(grade.correct),
+            "pred": grade.extracted or "", "problem_id": problem, "reason": grade.reason}
+
+
+def compute_score(data_source: str, solution_str: str, ground_truth: Any,
+                  extra_info: Mapping[str, Any] | None = None, *,
+                  timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True,
+                  **kwargs: Any) -> dict[str, Any]:
+    """verl custom reward: {score, acc, pred, problem_id, reason} for one response.
+
+    `problem_id` comes from `extra_info` (our verl export puts it there); it is "" for
+    rows that lack it. Other keyword arguments verl passes are ignored.
+    """
+    grade = _grades([_gold(ground_truth)], [solution_str], timeout_s, accept_guessed)[0]
+    return _verl_result(grade, extra_info)
+
+
+def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str],
+                        ground_truths: Sequence[Any],
+                        extra_infos: Sequence[Mapping[str, Any] | None] | None = None, *,
+                        timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True,
+                        **kwargs: Any) -> list[dict[str, Any]]:
+    """verl batch reward (`reward_manager=batch`): one dict per response, in order.
+
+    Faster than per-response calls: identical answers are checked once and the work is
+    spread over the verifier's worker processes.
+    """
+    if len(solution_strs) != len(ground_truths):
+        raise ValueError(f"{len(solution_strs)} responses but {len(ground_truths)} ground truths")
+    infos = list(extra_infos) if extra_infos is not None else [None] * len(solution_strs)
+    if len(infos) != len(solution_strs):
+        raise ValueError(f"{len(solution_strs)} responses but {len(infos)} extra_infos")
+    grades = _grades([_gold(g) for g in ground_truths], solution_strs, timeout_s, accept_guessed)
+    return [_verl_result(grade, info) for grade, info in zip(grades, infos, strict=True)]
+
+
+# -- TRL ----------------------------------------------------------------------------
+
+def completion_text(completion: Any) -> str:
+    """TRL completions are strings, or chat messages for conversational datasets."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(m.get("content") or "" for m in completion
+                       if isinstance(m, Mapping) and m.get("role") == "assistant"
+                       and isinstance(m.get("content"), str))
+    return ""
+
+
+def make_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True,
+                    name: str = "math_reward") -> Callable[..., list[float | None]]:
+    """A TRL reward function; TRL logs it as `rewards/<name>`."""
+    _check_settings(timeout_s, accept_guessed)
+
+    def reward(completions: Sequence[Any], solution: Sequence[Any],
+               **kwargs: Any) -> list[float | None]:
+        if len(completions) != len(solution):
+            raise ValueError(f"{len(completions)} completions but {len(solution)} solutions")
+        # Rows without a reference get None: TRL leaves them out of this reward.
+        scored = [i for i, gold in enumerate(solution) if gold is not None and gold != ""]
+        grades = _grades([_gold(solution[i]) for i in scored],
+                         [completion_text(completions[i]) for i in scored],
+                         timeout_s, accept_guessed)
+        rewards: list[float | None] = [None] * len(completions)
+        for index, grade in zip(scored, grades, strict=True):
+            rewards[index] = 1.0 if grade.correct else 0.0
+        return rewards
+
+    reward.__name__ = reward.__qualname__ = name
+    return reward
+
+
+math_reward = make_trl_reward()
+
+
+# -- OpenRLHF -----------------------------------------------------------------------
+
+def response_of(query: str, prompt: str) -> str:
+    """OpenRLHF passes prompt+response as the query; grade only the response, since the
+    prompt's own instruction mentions \\boxed{}."""
+    if not isinstance(query, str):
+        return ""
+    if isinstance(prompt, str) and prompt:
+        at = query.find(prompt)
+        if at >= 0:
+            return query[at + len(prompt):]
+    return query
+
+
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any],
+                **kwargs: Any) -> dict[str, Any]:
+    """OpenRLHF reward (`--reward.remote_url path/to/this_file.py`, or wrap it)."""
+    import torch
+
+    if not len(queries) == len(prompts) == len(labels):
+        raise ValueError(f"got {len(queries)} queries, {len(prompts)} prompts and "
+                         f"{len(labels)} labels; they must match one to one")
+    grades = _grades([_gold(label) for label in labels],
+                     [response_of(q, p) for q, p in zip(queries, prompts, strict=True)],
+                     kwargs.get("timeout_s", DEFAULT_TIMEOUT_S),
+                     kwargs.get("accept_guessed", True))
+    rewards = torch.tensor([1.0 if g.correct else 0.0 for g in grades], dtype=torch.float32)
+    no_answer = torch.tensor([float(g.reason == "no_answer") for g in grades])
+    return {"rewards": rewards, "scores": rewards.clone(),
+            "extra_logs": {"verify/no_answer": no_answer}}
