@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 # How far from the end of a completion a trailing math block may start and still count
@@ -169,3 +170,146 @@ def strip_gold(gold: str) -> str:
         if text == previous:
             break
     return text
+
+
+# LaTeX spellings that typeset identically; rewriting them is a textual identity.
+_SAME_TYPESET = (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
+                 ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\displaystyle", ""))
+_SPACE_RUN = re.compile(r"\s+")
+_ENDS_WITH_COMMAND = re.compile(r"\\[a-zA-Z]+$")  # "\cdot 12" == "\cdot12", "\pi r" != "\pir"
+_PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
+
+
+def canonical_answer(answer: str) -> str:
+    r"""A textual canonical form: two answers with the same form are the same answer.
+
+    Only rewrites that cannot change the mathematics: typesetting-only commands dropped,
+    white space removed except between two letters/digits ("2 3" stays apart, and
+    "\pi r" is not "\pir"; "\cdot 12" is "\cdot12"),
+    trailing sentence punctuation dropped.
+    """
+    text = answer
+    for old, new in _SAME_TYPESET:
+        text = text.replace(old, new)
+    parts = _SPACE_RUN.split(text.strip())
+    out = parts[0] if parts else ""
+    for part in parts[1:]:
+        after_command = part[:1].isdigit() and _ENDS_WITH_COMMAND.search(out) is not None
+        if out and part and out[-1].isalnum() and part[0].isalnum() and not after_command:
+            out += " "
+        out += part
+    return out.rstrip(".")
+
+
+_NUMBER_LIST = r"-?\d+(?:\.\d+)?(?:,-?\d+(?:\.\d+)?)*"
+_INTERVAL = re.compile(r"([\[(])(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)([\])])")
+_NUMBER_SET = re.compile(r"\\\{(" + _NUMBER_LIST + r")\\\}")
+
+
+def _plain_number(text: str) -> Fraction | None:
+    if _PLAIN_NUMBER.fullmatch(text):
+        return Fraction(text.replace(",", ""))
+    return None
+
+
+_FRACTION = re.compile(r"\\frac\{(-?\d{1,6})\}\{(\d{1,3})\}|(-?\d{1,6})/(\d{1,3})")
+_PI_MULTIPLE = re.compile(r"(-?\d{1,6})?\\pi|\\pi(?:\\cdot|\*)(\d{1,6})|(\d{1,6})(?:\\cdot|\*)\\pi")
+_RADICAL = re.compile(r"(\d{1,4})?\\sqrt(?:\{(\d{1,6})\}|(\d))")
+_ASSIGNMENT = re.compile(r"[a-zA-Z]=(?!=)")
+_PERCENT = re.compile(r"(-?\d{1,6}(?:\.\d{1,6})?)\\?%")
+
+
+def _exact_value(text: str) -> tuple | None:
+    """(kind, value) for answers whose value is exact and cheap to read, else None.
+
+    kinds: "num" (plain numbers and small fractions: distinct values differ by more than
+    math-verify's 6-decimal rounding can hide), "pi" (integer multiples of pi),
+    "sqrt" (k*sqrt(m) keyed by k^2 m), "percent".
+    """
+    number = _plain_number(text)
+    if number is not None:
+        if abs(number) < 10**6 and number.denominator <= 10**6:
+            return ("num", number)
+        return None
+    match = _FRACTION.fullmatch(text)
+    if match:
+        numerator, denominator = (match[1], match[2]) if match[1] else (match[3], match[4])
+        if int(denominator) > 0:
+            return ("num", Fraction(int(numerator), int(denominator)))
+        return None
+    match = _PI_MULTIPLE.fullmatch(text)
+    if match:
+        coefficient = match[1] or match[2] or match[3]
+        if coefficient in (None, "-"):
+            coefficient = "-1" if text.startswith("-") else "1"
+        return ("pi", Fraction(coefficient))
+    match = _RADICAL.fullmatch(text)
+    if match:
+        k = int(match[1] or 1)
+        return ("sqrt", k * k * int(match[2] or match[3]))
+    match = _PERCENT.fullmatch(text)
+    if match:
+        return ("percent", Fraction(match[1]))
+    return None
+
+
+def _number_pair(text: str) -> tuple | None:
+    """Classify "(a,b)" / "[a,b)" / ... of plain numbers the way math-verify reads them.
+
+    math-verify reads a bracketed pair with a < b as an interval and "(a,b)" with
+    a >= b as an ordered pair (checked against math-verify 0.9); intervals never
+    equal pairs. Returns a comparable key, None when the text is not such a pair, or
+    False when it is one whose reading is uncertain (a closed bracket with a >= b).
+    """
+    match = _INTERVAL.fullmatch(text)
+    if match is None:
+        return None
+    left, right = Fraction(match[2]), Fraction(match[3])
+    if left < right:
+        return ("interval", match[1], match[4], left, right)
+    if (match[1], match[4]) == ("(", ")"):
+        return ("pair", left, right)
+    return False
+
+
+def fast_equivalence(gold: str, answer: str) -> bool | None:
+    """Decide equivalence without sympy when the answer is certain, else None.
+
+    Written by hand because parsing in the workers costs 1-20 ms per answer (intervals
+    and sets are the slowest, see benchmarks/verify_bench.py) while most answers in a
+    batch are plain numbers or number lists. Decided here, all exact:
+    - identical canonical text;
+    - two plain numbers (thousands separators allowed): equal values are equivalent,
+      two different integers are not (unequal decimals go to math-verify, which rounds);
+    - two bracketed pairs of plain numbers: intervals (left < right) equal iff same
+      brackets and endpoints, ordered pairs iff same entries, never one the other;
+    - two sets of plain numbers: equivalent iff the same set.
+    - small exact values of the same kind (integers, decimals, small fractions,
+      integer multiples of pi, k*sqrt(m), percents), also as "x=..." against a bare
+      gold: equal iff the same value; their distinct values differ by more than
+      math-verify's 6-decimal rounding can hide;
+    Everything else goes to math-verify in the workers.
+    """
+    gold_c, answer_c = canonical_answer(gold), canonical_answer(answer)
+    if gold_c == answer_c and gold_c:
+        return True
+    # "x=3" against a gold of "3" (or the reverse) is read as the assignment's value.
+    if _ASSIGNMENT.match(answer_c) and "=" not in gold_c:
+        answer_c = answer_c[2:]
+    elif _ASSIGNMENT.match(gold_c) and "=" not in answer_c:
+        gold_c = gold_c[2:]
+    gold_v, answer_v = _exact_value(gold_c), _exact_value(answer_c)
+    if gold_v is not None and answer_v is not None:
+        if gold_v[0] == answer_v[0]:
+            return gold_v[1] == answer_v[1]
+        return None
+    gold_pair, answer_pair = _number_pair(gold_c), _number_pair(answer_c)
+    if gold_pair and answer_pair:
+        return gold_pair == answer_pair
+    if gold_pair is not None or answer_pair is not None:
+        return None
+    gold_s, answer_s = _NUMBER_SET.fullmatch(gold_c), _NUMBER_SET.fullmatch(answer_c)
+    if gold_s and answer_s:
+        return ({Fraction(x) for x in gold_s[1].split(",")}
+                == {Fraction(x) for x in answer_s[1].split(",")})
+    return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 
-from verifiers.answers import extract_answer, strip_gold
+from verifiers.answers import canonical_answer, extract_answer, fast_equivalence, strip_gold
 
 # The folder holding the `verifiers` package, so workers import the same code.
 _PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -46,6 +46,7 @@ class Grade:
     reason: str
     extracted: str | None
     detail: str = ""
+    flagged: bool = False  # the answer came from the last-number fallback: may be a guess
 
     @property
     def ok(self) -> bool:
@@ -97,10 +98,12 @@ class VerifierPool:
     workers: processes to run (default: the cores this process may use).
     timeout_s: soft limit per item (and per gold parse); the hard kill follows 1 s later.
     memory_mb: address-space limit per worker.
+    fast_path: settle exact plain-text cases (`verifiers.answers.fast_equivalence`)
+        without a worker; off, every distinct pair goes to math-verify.
     """
 
     def __init__(self, workers: int | None = None, timeout_s: float = 5.0,
-                 memory_mb: int = 4096, chunk_size: int = 32) -> None:
+                 memory_mb: int = 4096, chunk_size: int = 32, fast_path: bool = True) -> None:
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if workers is not None and workers < 1:
@@ -109,6 +112,7 @@ class VerifierPool:
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self.chunk_size = chunk_size
+        self.fast_path = fast_path
         # Hard CPU cap per worker lifetime; generous, it only stops runaway workers.
         self.cpu_seconds = 0
         self._workers: list[_Worker] = []
@@ -170,28 +174,36 @@ class VerifierPool:
                 extracted.append(text or None)
                 flagged.append(False)
 
-        # De-duplicate: one task per distinct (gold, answer), grouped by gold.
+        # De-duplicate: one task per distinct canonical (gold, answer), grouped by gold;
+        # pairs that plain text comparison settles never reach a worker.
+        keys: list[tuple[str, str] | None] = []
+        settled: dict[tuple[str, str], tuple[bool, str, str]] = {}
         task_of: dict[tuple[str, str], int] = {}
         by_gold: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
         for (gold, _), answer in zip(pairs, extracted, strict=True):
             if answer is None:
+                keys.append(None)
                 continue
             gold_text = strip_gold(gold)
-            key = (gold_text, answer)
-            if key not in task_of:
-                task_of[key] = len(task_of)
-                by_gold.setdefault(gold_text, []).append((task_of[key], answer))
+            key = (canonical_answer(gold_text), canonical_answer(answer))
+            keys.append(key)
+            if key in settled or key in task_of:
+                continue
+            fast = fast_equivalence(gold_text, answer) if self.fast_path else None
+            if fast is not None:
+                settled[key] = (fast, "correct" if fast else "wrong", "")
+                continue
+            task_of[key] = len(task_of)
+            by_gold.setdefault(key[0], []).append((task_of[key], key[1]))
         results = self._run(by_gold, len(task_of), timeout_s, progress) if task_of else {}
 
         grades = []
-        for (gold, _), answer, guess in zip(pairs, extracted, flagged, strict=True):
-            if answer is None:
+        for key, answer, guess in zip(keys, extracted, flagged, strict=True):
+            if key is None:
                 grades.append(Grade(False, "no_answer", None, "no final answer found"))
                 continue
-            correct, reason, detail = results[task_of[(strip_gold(gold), answer)]]
-            if guess:
-                detail = (detail + "; " if detail else "") + "answer taken from the last number"
-            grades.append(Grade(correct, reason, answer, detail))
+            correct, reason, detail = settled[key] if key in settled else results[task_of[key]]
+            grades.append(Grade(correct, reason, answer, detail, flagged=guess))
         return grades
 
     def _run(self, by_gold, n_tasks: int, timeout_s: float,

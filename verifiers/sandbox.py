@@ -69,12 +69,33 @@ def _wrap(answer: str) -> str:
     return "\\boxed{" + answer + "}"
 
 
+def make_parser():
+    """math-verify `parse` for an answer already isolated by `verifiers.answers`.
+
+    LaTeX extraction with the boxed match first is 3-10x faster than math-verify's
+    default (which also tries plain-expression extraction on every input); the default
+    configuration is the fallback when it finds nothing.
+    """
+    from math_verify import parse
+    from math_verify.parser import LatexExtractionConfig
+
+    boxed_first = [LatexExtractionConfig(boxed_match_priority=0)]
+
+    def parse_answer(answer: str):
+        wrapped = _wrap(answer)
+        return (parse(wrapped, extraction_config=boxed_first, parsing_timeout=None)
+                or parse(wrapped, parsing_timeout=None))
+
+    return parse_answer
+
+
 def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
     """Entry point of a worker process (spawned)."""
     logging.disable(logging.CRITICAL)  # math-verify logs every failed parse
     os.chdir(tempfile.mkdtemp(prefix="svs-verify-"))
-    from math_verify import parse, verify
+    from math_verify import verify
 
+    parse_answer = make_parser()
     _limit_resources(memory_mb, cpu_seconds)
     signal.signal(signal.SIGALRM, _on_alarm)
     conn.send(("ready",))
@@ -87,6 +108,7 @@ def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
     gold_cache: dict[str, object] = {}
+    pred_cache: dict[str, object] = {}  # the same answer string recurs across problems
     while True:
         try:
             message = conn.recv()
@@ -102,7 +124,7 @@ def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
                 if looks_like_code(gold) or len(gold) > MAX_ANSWER_CHARS:
                     gold_parsed = None
                 else:
-                    gold_parsed = timed(parse, timeout_s, _wrap(gold), parsing_timeout=None)
+                    gold_parsed = timed(parse_answer, timeout_s, gold)
                 if len(gold_cache) > 4096:
                     gold_cache.clear()
                 gold_cache[gold] = gold_parsed
@@ -127,7 +149,12 @@ def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
                     continue
                 signal.setitimer(signal.ITIMER_REAL, timeout_s)
                 try:
-                    pred = parse(_wrap(answer), parsing_timeout=None)
+                    pred = pred_cache.get(answer)
+                    if pred is None:
+                        pred = parse_answer(answer)
+                        if len(pred_cache) > 20_000:
+                            pred_cache.clear()
+                        pred_cache[answer] = pred
                     ok = bool(pred) and verify(gold_parsed, pred, timeout_seconds=None)
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
