@@ -222,20 +222,21 @@ _PERCENT = re.compile(r"(-?\d{1,6}(?:\.\d{1,6})?)\\?%")
 def _exact_value(text: str) -> tuple | None:
     """(kind, value) for answers whose value is exact and cheap to read, else None.
 
-    kinds: "num" (plain numbers and small fractions: distinct values differ by more than
-    math-verify's 6-decimal rounding can hide), "pi" (integer multiples of pi),
+    kinds: "decimal" (plain numbers with at most 6 decimals) and "fraction" (integer
+    over at most 999): two distinct values of one kind differ by more than
+    math-verify's 6-decimal rounding can hide; "pi" (integer multiples of pi),
     "sqrt" (k*sqrt(m) keyed by k^2 m), "percent".
     """
     number = _plain_number(text)
     if number is not None:
         if abs(number) < 10**6 and number.denominator <= 10**6:
-            return ("num", number)
+            return ("decimal", number)
         return None
     match = _FRACTION.fullmatch(text)
     if match:
         numerator, denominator = (match[1], match[2]) if match[1] else (match[3], match[4])
         if int(denominator) > 0:
-            return ("num", Fraction(int(numerator), int(denominator)))
+            return ("fraction", Fraction(int(numerator), int(denominator)))
         return None
     match = _PI_MULTIPLE.fullmatch(text)
     if match:
@@ -302,6 +303,9 @@ def fast_equivalence(gold: str, answer: str) -> bool | None:
     if gold_v is not None and answer_v is not None:
         if gold_v[0] == answer_v[0]:
             return gold_v[1] == answer_v[1]
+        # 0.333333 vs 1/3: math-verify's rounding may call them equal; let it decide.
+        if {gold_v[0], answer_v[0]} == {"decimal", "fraction"} and gold_v[1] == answer_v[1]:
+            return True
         return None
     gold_pair, answer_pair = _number_pair(gold_c), _number_pair(answer_c)
     if gold_pair and answer_pair:
