@@ -5,3 +5,14 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+# Tiny models for the policy / synthesis / consistency tests (tests/tiny_models.py).
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def toy_policy_dir(tmp_path_factory):
+    from tiny_models import build_toy_policy_dir
+
+    return build_toy_policy_dir(tmp_path_factory.mktemp("toy-policy"))
