@@ -51,3 +51,46 @@ def grade(
     if summary.skipped:
         print(f"skipped {len(summary.skipped)} malformed rows, e.g. "
               + "; ".join(f"{f}:{line}: {why}" for f, line, why in summary.skipped[:3]))
+
+
+@app.command("export")
+def export_cmd(
+    fmt: str = typer.Option(..., "--format", "-f", help="Trainer format: verl (parquet), trl (parquet, jsonl or a datasets folder), openrlhf (jsonl or parquet)."),
+    out: Path = typer.Option(..., "--out", "-o", help="File to write (.parquet / .jsonl), or a folder (TRL, no suffix)."),
+    store: Path | None = typer.Option(None, "--store", help="Prompt store folder."),
+    set_name: str | None = typer.Option(None, "--set", help="Prompt set name in the store."),
+    version: str | None = typer.Option(None, "--version", help="Version to export (v3 or 3); default: the current one."),
+    problems: Path | None = typer.Option(None, "--problems", help="Export native problem rows (Problem.to_row jsonl/parquet) instead of a store set."),
+    instruction: str | None = typer.Option(None, "--instruction", help="Solve instruction appended to each problem ('' for none); default: the SvS paper's."),
+    system_prompt: str | None = typer.Option(None, "--system-prompt", help="System message put before each problem."),
+    plain: bool = typer.Option(False, "--plain", help="TRL/OpenRLHF prompts as plain strings instead of chat messages."),
+    data_source: str = typer.Option("svs", "--data-source", help="verl data_source column."),
+    input_key: str = typer.Option("input", "--input-key", help="OpenRLHF input key (--data.input_key)."),
+    label_key: str = typer.Option("label", "--label-key", help="OpenRLHF label key (--data.label_key)."),
+) -> None:
+    """Write a prompt set in the format verl, TRL or OpenRLHF loads."""
+    from rich.console import Console
+
+    from pipeline.store import StoreError
+    from trainer_bridge.exporters import (
+        DEFAULT_INSTRUCTION,
+        ExportConfig,
+        export_problems,
+        summarize,
+    )
+    from trainer_bridge.formats import TrainerFileError, load_source
+
+    console = Console(stderr=True)
+    try:
+        config = ExportConfig(instruction=DEFAULT_INSTRUCTION if instruction is None else instruction,
+                              system_prompt=system_prompt, conversational=not plain,
+                              data_source=data_source, input_key=input_key, label_key=label_key)
+        chosen, label = load_source(store=store, set_name=set_name, version=version,
+                                    problems_file=problems)
+        written = export_problems(chosen, fmt, out, config)
+    except (ValueError, TypeError, StoreError, TrainerFileError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    counts = summarize(chosen)
+    print(f"exported {counts['problems']} problems ({counts['originals']} originals, "
+          f"{counts['variants']} variants) from {label} as {fmt} -> {written}")

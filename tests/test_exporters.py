@@ -189,3 +189,58 @@ def test_export_replaces_an_existing_file_atomically(problems, tmp_path):
     export_problems(problems[:1], "verl", out)
     assert import_problems(out) == problems[:1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.parquet"]
+
+
+def _publish(root, problems):
+    from pipeline.lineage import graph_for
+    from pipeline.store import NewVersion, PromptStore
+
+    store = PromptStore(root)
+    store.publish("math", NewVersion(problems[:2], graph_for(problems[:2], 1)), parent=None)
+    store.publish("math", NewVersion(problems, graph_for(problems, 2)), parent=1)
+    return store
+
+
+def test_cli_exports_a_store_version(problems, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    _publish(tmp_path / "store", problems)
+    runner = CliRunner()
+    out = tmp_path / "verl.parquet"
+    result = runner.invoke(app, ["export", "--store", str(tmp_path / "store"), "--set", "math",
+                                 "--format", "verl", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "exported 4 problems (2 originals, 2 variants) from math@v2 as verl" in result.output
+    assert import_problems(out) == problems
+    older = tmp_path / "v1.jsonl"
+    result = runner.invoke(app, ["export", "--store", str(tmp_path / "store"), "--set", "math",
+                                 "--version", "v1", "-f", "openrlhf", "-o", str(older),
+                                 "--plain", "--input-key", "query", "--instruction", ""])
+    assert result.exit_code == 0, result.output
+    first = json.loads(older.read_text().splitlines()[0])
+    assert first["query"] == problems[0].text
+    assert import_problems(older, input_key="query", instruction="") == problems[:2]
+
+
+def test_cli_exports_a_problems_file_and_reports_errors(problems, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    source = tmp_path / "problems.jsonl"
+    source.write_text("".join(json.dumps(p.to_row()) + "\n" for p in problems))
+    runner = CliRunner()
+    result = runner.invoke(app, ["export", "--problems", str(source), "--format", "trl",
+                                 "--out", str(tmp_path / "trl_ds")])
+    assert result.exit_code == 0, result.output
+    assert import_problems(tmp_path / "trl_ds") == problems
+    result = runner.invoke(app, ["export", "--format", "trl", "--out", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 2 and "say what to export" in result.output
+    result = runner.invoke(app, ["export", "--store", str(tmp_path / "store"), "--set", "nope",
+                                 "--format", "trl", "--out", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 2 and "no prompt set 'nope'" in result.output
+    result = runner.invoke(app, ["export", "--problems", str(source), "--format", "verl",
+                                 "--out", str(tmp_path / "a.jsonl")])
+    assert result.exit_code == 2 and "verl exports are written as .parquet" in result.output

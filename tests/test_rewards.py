@@ -139,3 +139,12 @@ def test_openrlhf_reward_grades_only_the_response():
     assert response_of(queries[0], prompt) == "It is \\boxed{7}"
     with pytest.raises(ValueError, match="must match one to one"):
         reward_func(queries, [prompt], ["7"])
+
+
+def test_trl_reward_logs_ids_and_answers_for_the_completions_table():
+    logged, metrics = {}, {}
+    rewards = math_reward(["\\boxed{7}", "nothing"], ["7", "7"], problem_id=["p-a", "p-a"],
+                          log_extra=logged.__setitem__, log_metric=metrics.__setitem__)
+    assert rewards == [1.0, 0.0]
+    assert logged == {"problem_id": ["p-a", "p-a"], "solution": ["7", "7"], "pred": ["7", None]}
+    assert metrics == {"verify/no_answer": 0.5}

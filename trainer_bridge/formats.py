@@ -184,3 +184,28 @@ def read_problems(path: Path | str) -> list[Problem]:
         except (TypeError, ValueError) as exc:
             raise TrainerFileError(path, number, str(exc)) from exc
     return problems
+
+
+def load_source(*, store: Path | str | None = None, set_name: str | None = None,
+                version: str | int | None = None,
+                problems_file: Path | str | None = None) -> tuple[list[Problem], str]:
+    """The problems to export and a label saying where they came from.
+
+    Either a prompt-store set (`store` + `set_name`, the current version unless
+    `version` is given, e.g. "v3") or a native problems file; not both.
+    """
+    if problems_file is not None:
+        if store is not None or set_name is not None or version is not None:
+            raise ValueError("give either --problems FILE or --store/--set[/--version], not both")
+        return read_problems(problems_file), str(problems_file)
+    if store is None or set_name is None:
+        raise ValueError("say what to export: --store DIR --set NAME [--version vN], "
+                         "or --problems FILE (native problem rows)")
+    from pipeline.store import PromptStore, StoreError, parse_version
+
+    prompt_store = PromptStore(store)
+    if not prompt_store.exists(set_name):
+        known = ", ".join(prompt_store.names()) or "none"
+        raise StoreError(f"no prompt set {set_name!r} in {store} (sets there: {known})")
+    loaded = prompt_store.load(set_name, None if version is None else parse_version(version))
+    return list(loaded.problems), loaded.label

@@ -14,7 +14,9 @@ or spawned worker starts its own pool on first use). Nothing here keeps other st
   `problem_id` (from the `extra_info` our verl export writes) makes dumps groupable.
   `compute_score_batch` is the same for verl's batch reward manager.
 - TRL: `math_reward(completions, solution, **kw) -> list[float | None]` (logged by TRL as
-  `rewards/math_reward`); `make_trl_reward(...)` builds one with other settings.
+  `rewards/math_reward`); `make_trl_reward(...)` builds one with other settings. With
+  TRL's `log_completions=True` it adds `problem_id`, `solution` and `pred` columns to
+  TRL's completions parquet.
 - OpenRLHF: `reward_func(queries, prompts, labels, **kw)` returning
   `{"rewards", "scores", "extra_logs"}` as float tensors.
 
@@ -132,8 +134,11 @@ def make_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: boo
                          [completion_text(completions[i]) for i in scored],
                          timeout_s, accept_guessed)
         rewards: list[float | None] = [None] * len(completions)
+        predictions: list[str | None] = [None] * len(completions)
         for index, grade in zip(scored, grades, strict=True):
             rewards[index] = 1.0 if grade.correct else 0.0
+            predictions[index] = grade.extracted
+        _log_to_trl(kwargs, solution, predictions, grades)
         return rewards
 
     reward.__name__ = reward.__qualname__ = name
@@ -141,6 +146,22 @@ def make_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: boo
 
 
 math_reward = make_trl_reward()
+
+
+def _log_to_trl(kwargs: Mapping[str, Any], solution: Sequence[Any],
+                predictions: Sequence[str | None], grades: Sequence[Grade]) -> None:
+    """TRL >= 1.x hands reward functions `log_extra` (a column of the completions table,
+    written to `completions/*.parquet` with `log_completions=True`) and `log_metric`.
+    The problem id, reference and extracted answer make those files groupable and
+    gradable by `svs`; older TRL passes neither and nothing is logged."""
+    log_extra, log_metric = kwargs.get("log_extra"), kwargs.get("log_metric")
+    if callable(log_extra):
+        if "problem_id" in kwargs:
+            log_extra("problem_id", list(kwargs["problem_id"]))
+        log_extra("solution", [None if gold is None else str(gold) for gold in solution])
+        log_extra("pred", list(predictions))
+    if callable(log_metric) and grades:
+        log_metric("verify/no_answer", sum(g.reason == "no_answer" for g in grades) / len(grades))
 
 
 # -- OpenRLHF -----------------------------------------------------------------------
