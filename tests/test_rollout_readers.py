@@ -1,0 +1,145 @@
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline.rollouts import (
+    RolloutFileError,
+    detect_format,
+    expand_paths,
+    load_rollout_groups,
+    load_rollouts,
+)
+
+CHAT = "<|im_start|>user\n{q} Please reason step by step.<|im_end|>\n<|im_start|>assistant\n"
+
+
+def write_verl_dump(folder: Path, *, steps=(1, 2), with_id=True, scores=(1.0, 0.0)) -> Path:
+    """A verl `trainer.rollout_data_dir`: {step}.jsonl, 2 problems x 4 rollouts per step."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        rows = []
+        for q, gold in (("What is 2+3?", "5"), ("What is 10/4?", "\\frac{5}{2}")):
+            for i in range(4):
+                right = i < 2 + (step > 1)
+                row = {"input": CHAT.format(q=q),
+                       "output": f"Adding up carefully, try {i}. The answer is \\boxed{{{gold if right else 7}}}.",
+                       "gts": gold, "score": scores[0] if right else scores[1], "step": step,
+                       "acc": None}
+                row.pop("acc")
+                if with_id:
+                    row["problem_id"] = f"id-{q[8:12]}"
+                rows.append(row)
+        (folder / f"{step}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def write_trl_dump(folder: Path, *, steps=(1, 2), chat=False, rewards=True) -> Path:
+    """TRL's `log_completions` output: completions/completions_{step:05d}.parquet."""
+    out = folder / "completions"
+    out.mkdir(parents=True, exist_ok=True)
+    for step in steps:
+        rows = []
+        for q in ("Compute 6*7.", "Compute 3^4."):
+            for i in range(4):
+                prompt = [{"role": "user", "content": q}] if chat else q
+                row = {"step": step, "prompt": prompt,
+                       "completion": f"Multiplying, attempt {i}: \\boxed{{{42 if i % 2 else 81}}}"}
+                if rewards:
+                    right = (q == "Compute 6*7.") == bool(i % 2)
+                    row["accuracy_reward"] = 1.0 if right else 0.0
+                    row["format_reward"] = 0.5
+                else:
+                    row["length_reward"] = 0.25 * i
+                row["advantage"] = 0.1 * i
+                rows.append(row)
+        pq.write_table(pa.Table.from_pylist(rows), out / f"completions_{step:05d}.parquet")
+    return folder
+
+
+def test_verl_dump_groups_by_problem_id_and_step(tmp_path):
+    groups = load_rollout_groups(write_verl_dump(tmp_path / "dump"))
+    assert len(groups) == 4  # 2 problems x 2 steps
+    assert {(g.problem_id, g.step) for g in groups} == {
+        ("id-2+3?", 1), ("id-2+3?", 2), ("id-10/4", 1), ("id-10/4", 2)}
+    step1 = next(g for g in groups if g.step == 1 and g.problem_id == "id-2+3?")
+    assert step1.n == 4 and step1.n_correct == 2 and step1.answer == "5"
+    assert all(r.extracted in ("5", "7") for r in step1.rollouts)  # filled for answer spread
+    assert step1.rollouts[0].metadata["format"] == "verl"
+
+
+def test_verl_dump_without_ids_groups_by_prompt_text(tmp_path):
+    groups = load_rollout_groups(write_verl_dump(tmp_path / "dump", with_id=False))
+    assert len({g.problem_id for g in groups}) == 2
+    assert all(g.problem_id.startswith("p-") for g in groups)
+
+
+def test_trl_completions_use_the_0_1_reward_column(tmp_path):
+    loaded = load_rollouts(write_trl_dump(tmp_path / "run"))
+    assert any("accuracy_reward" in note for note in loaded.notes)
+    groups = load_rollout_groups(tmp_path / "run")
+    assert len(groups) == 4
+    first = next(g for g in groups if g.prompt == "Compute 6*7." and g.step == 1)
+    assert first.n_correct == 2
+    assert all(r.correct == (r.extracted == "42") for r in first.rollouts)
+
+
+def test_trl_chat_prompts_are_joined(tmp_path):
+    groups = load_rollout_groups(write_trl_dump(tmp_path / "run", chat=True))
+    assert {g.prompt for g in groups} == {"Compute 6*7.", "Compute 3^4."}
+
+
+def test_trl_without_correctness_says_how_to_fix(tmp_path):
+    write_trl_dump(tmp_path / "run", rewards=False)
+    with pytest.raises(RolloutFileError, match="--correct-column"):
+        load_rollouts(tmp_path / "run")
+    loaded = load_rollouts(tmp_path / "run", correct_column="length_reward")
+    assert sum(r.correct for r in loaded.rollouts) == 12  # 0.25*i > 0 for i = 1..3, 4 groups
+
+
+def test_non_binary_scores_are_graded_by_the_verifier(tmp_path):
+    dump = write_verl_dump(tmp_path / "dump", steps=(1,), scores=(1.0, -1.0))
+    loaded = load_rollouts(dump)
+    assert "verifier" in loaded.notes[0]
+    assert [r.correct for r in loaded.rollouts] == [True, True, False, False] * 2
+    assert {r.reason for r in loaded.rollouts} == {"correct", "wrong"}
+
+
+def test_bad_verl_line_names_file_and_line(tmp_path):
+    dump = write_verl_dump(tmp_path / "dump", steps=(1,))
+    path = dump / "1.jsonl"
+    lines = path.read_text().splitlines()
+    lines.insert(2, "{not json")
+    lines.insert(5, json.dumps({"input": "q", "gts": "1", "score": 1}))
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(RolloutFileError, match=r"1\.jsonl:3: bad JSON"):
+        load_rollouts(dump)
+    loaded = load_rollouts(dump, skip_bad=True)
+    assert len(loaded.rollouts) == 8  # no good row lost
+    assert [line for _, line, _ in loaded.skipped] == [3, 6]
+    assert "output" in loaded.skipped[1][2]
+
+
+def test_format_detection_and_step_order(tmp_path):
+    dump = write_verl_dump(tmp_path / "dump", steps=(2, 10, 1))
+    assert [p.name for p in expand_paths(dump)] == ["1.jsonl", "2.jsonl", "10.jsonl"]
+    assert detect_format(dump / "1.jsonl") == "verl"
+    trl = write_trl_dump(tmp_path / "trl", steps=(3,))
+    assert detect_format(trl / "completions" / "completions_00003.parquet") == "trl"
+    native = tmp_path / "native.jsonl"
+    native.write_text(json.dumps({"problem_id": "a", "prompt": "1+1?", "answer": 2,
+                                  "completion": "\\boxed{2}", "correct": True}) + "\n")
+    assert detect_format(native) == "native"
+    (group,) = load_rollout_groups(native)
+    assert group.n_correct == 1 and group.rollouts[0].extracted == "2"
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text(json.dumps({"text": "hello"}) + "\n")
+    with pytest.raises(RolloutFileError, match="unknown rollout format"):
+        detect_format(odd)
+    with pytest.raises(RolloutFileError, match="no such file"):
+        expand_paths(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RolloutFileError, match="no .jsonl or .parquet"):
+        expand_paths(tmp_path / "empty")
