@@ -53,6 +53,46 @@ def grade(
               + "; ".join(f"{f}:{line}: {why}" for f, line, why in summary.skipped[:3]))
 
 
+@app.command()
+def diagnose(
+    inputs: list[Path] = typer.Argument(..., help="Rollout files or folders: native .jsonl/.parquet, verl dump folders ({step}.jsonl), TRL completions folders (auto-detected)."),
+    out: Path = typer.Option(Path("svs-diagnosis"), "--out", "-o", help="Folder for report.json and report.html."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip malformed rows (counted) instead of stopping at the first."),
+    correct_column: str | None = typer.Option(None, "--correct-column", help="Column whose value > 0 marks a correct rollout (when auto-detection cannot tell)."),
+    timeout: float = typer.Option(5.0, "--timeout", help="Seconds allowed per answer check when rows need grading."),
+    solved_min: float = typer.Option(0.85, "--solved-min", help="Solve rate from which a problem counts as solved."),
+    max_effective: float = typer.Option(2.0, "--max-effective-solutions", help="Solved problems with at most this many effective distinct solutions are memorized."),
+    cluster_threshold: float = typer.Option(0.4, "--cluster-threshold", help="Similarity at which two correct solutions are the same trajectory."),
+    seed_memorized: bool = typer.Option(False, "--seed-memorized", help="Also mark memorized problems as synthesis seeds."),
+) -> None:
+    """Label every problem memorized / solved_diverse / learning / unsolved; write a report."""
+    from rich.console import Console
+
+    from pipeline.memorization import DiagnosisConfig
+    from pipeline.report import diagnose_paths, summary_table
+    from pipeline.rollouts import RolloutFileError
+
+    console = Console(stderr=True)
+    try:
+        config = DiagnosisConfig(solved_min_solve_rate=solved_min, max_effective_solutions=max_effective,
+                                 cluster_threshold=cluster_threshold, seed_memorized=seed_memorized)
+        diagnosis, loaded, json_path, html_path = diagnose_paths(
+            inputs, out, config=config, skip_bad=skip_bad, correct_column=correct_column,
+            timeout_s=timeout, progress=True)
+    except (RolloutFileError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    for note in loaded.notes[:5]:
+        console.print(f"[dim]{note}[/dim]")
+    if len(loaded.notes) > 5:
+        console.print(f"[dim]... and {len(loaded.notes) - 5} more files[/dim]")
+    Console().print(summary_table(diagnosis))
+    if loaded.skipped:
+        print(f"skipped {len(loaded.skipped)} malformed rows, e.g. "
+              + "; ".join(f"{f}:{line}: {why}" for f, line, why in loaded.skipped[:3]))
+    print(f"wrote {json_path} and {html_path}")
+
+
 @app.command("export")
 def export_cmd(
     fmt: str = typer.Option(..., "--format", "-f", help="Trainer format: verl (parquet), trl (parquet, jsonl or a datasets folder), openrlhf (jsonl or parquet)."),
