@@ -31,6 +31,9 @@ _ANSWER_LINE = re.compile(
     r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(?P<body>[^\n]{1,500})",
     re.IGNORECASE,
 )
+# The first inline math span in an answer line ("The answer is $16\pi$ square units.");
+# escaped dollars (\$18.75) are currency, not delimiters. The body is at most 500 chars.
+_MATH_SPAN = re.compile(r"(?<!\\)\$\$?(?P<dollar>[^$]{1,500}?)(?<!\\)\$|\\\((?P<paren>.{1,500}?)\\\)")
 # A number with optional sign, thousands separators, decimals and percent; linear-time.
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|-?\d+(?:\.\d+)?%?|-?\.\d+%?")
 _TRAILING_PUNCT = " \t\r\n.;,:!"
@@ -113,6 +116,9 @@ def _answer_line(text: str) -> str | None:
     inner = last_boxed(body)
     if inner is not None:
         return inner
+    span = _MATH_SPAN.search(body)
+    if span is not None:
+        body = span.group("dollar") or span.group("paren") or ""
     body = _strip_math_delimiters(body)
     return body or None
 
@@ -174,7 +180,8 @@ def strip_gold(gold: str) -> str:
 
 # LaTeX spellings that typeset identically; rewriting them is a textual identity.
 _SAME_TYPESET = (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
-                 ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\displaystyle", ""))
+                 ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\displaystyle", ""),
+                 ("\\varnothing", "\\emptyset"))
 _SPACE_RUN = re.compile(r"\s+")
 _ENDS_WITH_COMMAND = re.compile(r"\\[a-zA-Z]+$")  # "\cdot 12" == "\cdot12", "\pi r" != "\pir"
 _PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
