@@ -169,10 +169,11 @@ def strip_gold(gold: str) -> str:
     for _ in range(3):  # "$\boxed{x}$" and similar stacks
         previous = text
         text = _strip_math_delimiters(text)
-        if any(text.startswith(command + "{") for command in BOXED_COMMANDS):
-            inner = last_boxed(text)
-            if inner is not None and text.endswith("}"):
-                text = inner
+        for command in BOXED_COMMANDS:
+            # only a box around the whole gold: "\boxed{1}+\boxed{2}" is left as it is
+            if (text.startswith(command + "{")
+                    and _matching_brace(text, len(command)) == len(text) - 1):
+                text = text[len(command) + 1:-1].strip()
         if text == previous:
             break
     return text
