@@ -82,16 +82,19 @@ class VLLMPolicy:
                  progress: bool = False) -> list[list[Generation]]:
         if isinstance(prompts, str):
             raise TypeError("generate takes a sequence of prompts, not a single string")
+        # vLLM refuses n > 1 with greedy decoding: send greedy prompts n times instead.
+        copies = params.n if params.greedy else 1
         sampling = self._vllm.SamplingParams(
-            n=params.n, temperature=params.temperature, top_p=params.top_p,
+            n=params.n // copies, temperature=params.temperature, top_p=params.top_p,
             max_tokens=params.max_new_tokens, seed=params.seed,
             stop=list(params.stop) or None, logprobs=0)
-        inputs = [{"prompt_token_ids": self.encode(p)} for p in prompts]
+        inputs = [{"prompt_token_ids": self.encode(p)} for p in prompts for _ in range(copies)]
         outputs = self.llm.generate(inputs, sampling, use_tqdm=progress)
         results = []
-        for request in outputs:
+        for start in range(0, len(outputs), copies):
             group = []
-            for completion in request.outputs:
+            completions = [c for request in outputs[start:start + copies] for c in request.outputs]
+            for completion in completions:
                 ids = list(completion.token_ids)
                 group.append(Generation(
                     text=completion.text,
