@@ -1,0 +1,235 @@
+r"""Problem-text checks for synthesized problems: each returns a `Verdict`, never raises.
+
+`check_problem(text, answer, config, index)` runs them in order and returns the first
+failure (or `Verdict(True, "ok")`):
+
+- `empty`:           no text, or only white space (also: not a string at all);
+- `garbage`:         control characters, invalid Unicode, a character run or a word
+                     repeated far beyond prose, too few letters;
+- `too_short` / `too_long`: outside [min_chars, max_chars] characters or < min_words words;
+- `answer_leak`:     the reference answer is given away: a ``\boxed{}`` in the problem,
+                     "the answer is <gold>", or the gold answer itself (if it is at least
+                     `leak_min_chars` long, numbers matched on digit boundaries);
+- `near_duplicate`:  word-shingle Jaccard >= threshold with a problem of a given corpus
+                     (MinHash + LSH banding, `NearDuplicateIndex`).
+
+Pure string work: nothing here parses the text as mathematics.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+
+from pipeline.records import Verdict, normalize_text
+from pipeline.textsim import LSHIndex
+from verifiers.answers import strip_gold
+
+_LEAK_PHRASE = re.compile(r"(?:answer|result|solution)\s*(?:is|:|=|equals)\s*", re.IGNORECASE)
+_NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)*$")
+_ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+
+
+def _help(default, text: str):
+    return field(default=default, metadata={"help": text})
+
+
+@dataclass(frozen=True)
+class ProblemCheckConfig:
+    """Thresholds of the problem-text checks."""
+
+    min_chars: int = _help(20, "Shortest acceptable problem text, in characters.")
+    max_chars: int = _help(4000, "Longest acceptable problem text, in characters (competition "
+                           "problems rarely pass 2,000).")
+    min_words: int = _help(4, "Fewest words a problem must have.")
+    leak_min_chars: int = _help(
+        3, "The gold answer counts as leaked when it appears verbatim in the text and is at "
+        "least this long (short answers such as '2' or '10' occur by chance in honest problems); boxed "
+        "answers and 'the answer is <gold>' are always leaks.")
+    near_duplicate_threshold: float = _help(
+        0.8, "Word-3-gram Jaccard similarity at or above which a problem duplicates one of "
+        "the corpus.")
+    ngram: int = _help(3, "Words per shingle for near-duplicate detection.")
+    num_perm: int = _help(128, "MinHash permutations of the near-duplicate index.")
+    bands: int = _help(32, "LSH bands (num_perm must be a multiple): more bands find lower "
+                       "similarities as candidates, at more candidate checks.")
+    min_letter_share: float = _help(
+        0.3, "Least share of non-space characters that must be letters; below it the text is "
+        "garbage (symbol soup, digit dumps).")
+    max_char_run: int = _help(40, "Longest run of one repeated character allowed.")
+    max_word_share: float = _help(
+        0.3, "Largest share of all words one word may take (texts of >= 20 words); above it "
+        "the text is a degenerate repetition.")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_chars <= self.max_chars:
+            raise ValueError(f"need 0 <= min_chars <= max_chars, got {self.min_chars} and {self.max_chars}")
+        if self.min_words < 0 or self.leak_min_chars < 1:
+            raise ValueError("min_words must be >= 0 and leak_min_chars >= 1")
+        if not 0.0 < self.near_duplicate_threshold <= 1.0:
+            raise ValueError("near_duplicate_threshold must be in (0, 1], got "
+                             f"{self.near_duplicate_threshold}")
+        if self.ngram < 1 or self.bands < 1 or self.num_perm % self.bands:
+            raise ValueError(f"need ngram >= 1 and num_perm ({self.num_perm}) a multiple of "
+                             f"bands ({self.bands})")
+        if not 0.0 <= self.min_letter_share <= 1.0 or not 0.0 < self.max_word_share <= 1.0:
+            raise ValueError("min_letter_share must be in [0, 1] and max_word_share in (0, 1]")
+        if self.max_char_run < 2:
+            raise ValueError(f"max_char_run must be >= 2, got {self.max_char_run}")
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+
+
+OK = Verdict(True, "ok")
+
+
+def check_empty(text: object) -> Verdict:
+    if not isinstance(text, str):
+        return Verdict(False, "empty", f"problem text is {type(text).__name__}, not a string")
+    if not text.strip():
+        return Verdict(False, "empty", "problem text is empty")
+    return OK
+
+
+def check_garbage(text: str, config: ProblemCheckConfig) -> Verdict:
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs" or char == "\ufffd":
+            return Verdict(False, "garbage", "invalid Unicode (undecodable bytes)")
+        if category == "Cc" and char not in _ALLOWED_CONTROLS:
+            return Verdict(False, "garbage", f"control character U+{ord(char):04X}")
+    run, longest, previous = 0, 0, ""
+    for char in text:
+        run = run + 1 if char == previous and not char.isspace() else 1
+        previous = char
+        longest = max(longest, run)
+    if longest > config.max_char_run:
+        return Verdict(False, "garbage", f"a character repeated {longest} times in a row")
+    visible = [c for c in text if not c.isspace()]
+    letters = sum(c.isalpha() for c in visible)
+    if visible and letters / len(visible) < config.min_letter_share:
+        return Verdict(False, "garbage", f"only {letters / len(visible):.0%} of characters are "
+                       f"letters (< {config.min_letter_share:.0%})")
+    words = text.lower().split()
+    if len(words) >= 20:
+        word, count = Counter(words).most_common(1)[0]
+        if count / len(words) > config.max_word_share:
+            return Verdict(False, "garbage", f"the word {word[:20]!r} makes up "
+                           f"{count / len(words):.0%} of the text")
+    return OK
+
+
+def check_length(text: str, config: ProblemCheckConfig) -> Verdict:
+    length, words = len(text.strip()), len(text.split())
+    if length < config.min_chars or words < config.min_words:
+        return Verdict(False, "too_short", f"{length} characters / {words} words; need at least "
+                       f"{config.min_chars} / {config.min_words}")
+    if length > config.max_chars:
+        return Verdict(False, "too_long", f"{length} characters; at most {config.max_chars}")
+    return OK
+
+
+def _squash(text: str) -> str:
+    """Spelling-insensitive form for leak search: no spaces, $, \\left/\\right, \\dfrac."""
+    for noise in ("\\left", "\\right", "\\displaystyle", "\\!", "\\,", "\\;", "$"):
+        text = text.replace(noise, "")
+    text = text.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return "".join(text.split())
+
+
+def _contains(haystack: str, needle: str) -> bool:
+    if not _NUMBER.match(needle):
+        return needle in haystack
+    # a number leaks only as a whole number: 12 is not leaked by 120 or 3.12
+    pattern = r"(?<![\d.,])" + re.escape(needle) + r"(?![\d]|[.,]\d)"
+    return re.search(pattern, haystack) is not None
+
+
+def check_answer_leak(text: str, answer: str, config: ProblemCheckConfig) -> Verdict:
+    if "\\boxed" in text or "\\fbox" in text:
+        return Verdict(False, "answer_leak", "the problem contains a \\boxed{} answer")
+    gold = _squash(strip_gold(answer)) if isinstance(answer, str) else ""
+    if not gold:
+        return OK
+    squashed = _squash(text)
+    for match in _LEAK_PHRASE.finditer(squashed):
+        if squashed[match.end():match.end() + len(gold) + 2].startswith(gold):
+            return Verdict(False, "answer_leak", f"the text states 'the answer is {gold[:40]}'")
+    if len(gold) >= config.leak_min_chars and _contains(squashed, gold):
+        return Verdict(False, "answer_leak", f"the reference answer {gold[:40]!r} appears in the text")
+    return OK
+
+
+class NearDuplicateIndex:
+    """Problems seen so far (a corpus, accepted problems) for near-duplicate checks."""
+
+    def __init__(self, corpus: Mapping[str, str] | Iterable[str] = (),
+                 config: ProblemCheckConfig | None = None) -> None:
+        self.config = config or ProblemCheckConfig()
+        self._lsh = LSHIndex(threshold=self.config.near_duplicate_threshold,
+                             num_perm=self.config.num_perm, bands=self.config.bands,
+                             ngram=self.config.ngram)
+        self._exact: dict[str, str] = {}
+        items = corpus.items() if isinstance(corpus, Mapping) else (
+            (f"corpus-{i}", text) for i, text in enumerate(corpus))
+        keys, texts = [], []
+        for key, text in items:
+            keys.append(str(key))
+            texts.append(text)
+        self.add(keys, texts)
+
+    def __len__(self) -> int:
+        return len(self._lsh)
+
+    def add(self, keys: Sequence[str], texts: Sequence[str]) -> None:
+        for key, text in zip(keys, texts, strict=True):
+            self._exact.setdefault(normalize_text(text).lower(), key)
+        self._lsh.add(keys, texts)
+
+    def check(self, texts: Sequence[str]) -> list[Verdict]:
+        """One verdict per text: `near_duplicate` naming the closest corpus item, or ok."""
+        verdicts: list[Verdict] = []
+        for text, match in zip(texts, self._lsh.query(texts), strict=True):
+            exact = self._exact.get(normalize_text(text).lower())
+            if exact is not None:
+                verdicts.append(Verdict(False, "near_duplicate", f"identical to {exact}"))
+            elif match is not None:
+                verdicts.append(Verdict(False, "near_duplicate", f"similarity {match.similarity:.2f} "
+                                        f"to {match.key} (threshold {self._lsh.threshold:.2f})"))
+            else:
+                verdicts.append(OK)
+        return verdicts
+
+
+def check_problem(text: object, answer: str, config: ProblemCheckConfig | None = None,
+                  index: NearDuplicateIndex | None = None) -> Verdict:
+    """All checks in order; the first failure, or `Verdict(True, "ok")`."""
+    config = config or ProblemCheckConfig()
+    verdict = check_empty(text)
+    if not verdict or not isinstance(text, str):  # the second test only narrows the type
+        return verdict
+    for check in (lambda: check_garbage(text, config), lambda: check_length(text, config),
+                  lambda: check_answer_leak(text, answer, config)):
+        verdict = check()
+        if not verdict:
+            return verdict
+    if index is not None:
+        return index.check([text])[0]
+    return OK
+
+
+def check_problems(items: Sequence[tuple[str, str]], config: ProblemCheckConfig | None = None,
+                   index: NearDuplicateIndex | None = None) -> list[Verdict]:
+    """Batch form over (text, answer) pairs; near-duplicates are looked up in one pass."""
+    config = config or ProblemCheckConfig()
+    verdicts = [check_problem(text, answer, config) for text, answer in items]
+    if index is not None:
+        passing = [i for i, v in enumerate(verdicts) if v]
+        for i, verdict in zip(passing, index.check([items[i][0] for i in passing]), strict=True):
+            verdicts[i] = verdict
+    return verdicts
