@@ -134,3 +134,144 @@ def export_cmd(
     counts = summarize(chosen)
     print(f"exported {counts['problems']} problems ({counts['originals']} originals, "
           f"{counts['variants']} variants) from {label} as {fmt} -> {written}")
+
+
+STORE_OPTION = typer.Option(Path("svs-store"), "--store", envvar="SVS_STORE", help="Prompt store folder (env SVS_STORE).")
+SET_OPTION = typer.Option(..., "--set", help="Prompt set name in the store.")
+_STORE_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, OSError, RuntimeError)
+
+
+def _fail(exc: Exception) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+    raise typer.Exit(2) from exc
+
+
+@app.command("import")
+def import_cmd(
+    path: Path = typer.Argument(..., help="A .jsonl, .csv or .parquet file, or a folder saved by `datasets`."),
+    set_name: str = SET_OPTION,
+    store: Path = STORE_OPTION,
+    fmt: str = typer.Option("table", "--format", "-f", help="table (problem/answer columns), verl, trl or openrlhf."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Column with the problem text (default: problem, question, text, prompt, query or input)."),
+    answer_col: str | None = typer.Option(None, "--answer-col", help="Column with the answer (default: answer, final_answer, ground_truth, gold, label or target)."),
+    id_col: str | None = typer.Option(None, "--id-col", help="The file's own id column, kept as metadata.source_id (svs ids come from the content)."),
+    keep_gold: bool = typer.Option(False, "--keep-gold", help="Keep $...$ and \\boxed{} around answers as written."),
+    add: bool = typer.Option(False, "--add", help="Add the problems to an existing set as its next version."),
+) -> None:
+    """Import (problem, answer) rows as a prompt set (version 1), or --add them to one."""
+    from flows.store_commands import import_into_store
+    from pipeline.importers import ColumnMap
+    from pipeline.store import PromptStore
+
+    try:
+        columns = ColumnMap(text=text_col, answer=answer_col, id=id_col, strip_gold=not keep_gold)
+        result, added, duplicates = import_into_store(PromptStore(store), set_name, path, fmt, columns, add)
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+    verb = {"published": "published", "adopted": "recovered", "already": "already imported as"}[result.outcome]
+    print(f"{verb} {set_name}@v{result.version}: {added} problems added"
+          + (f", {duplicates} duplicates skipped" if duplicates else ""))
+
+
+@app.command()
+def versions(
+    set_name: str | None = typer.Option(None, "--set", help="Prompt set; default: list the sets."),
+    store: Path = STORE_OPTION,
+) -> None:
+    """List the sets of a store, or the versions of one set (* marks the current one)."""
+    from rich.console import Console
+
+    from flows.store_commands import versions_table
+    from pipeline.store import PromptStore
+
+    prompt_store = PromptStore(store)
+    try:
+        if set_name is None:
+            for name in prompt_store.names():
+                print(f"{name}  v{prompt_store.current(name)}")
+            return
+        Console().print(versions_table(prompt_store, set_name))
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+
+
+@app.command()
+def diff(
+    a: str = typer.Argument(..., help="Older version: v1, or NAME@v1."),
+    b: str | None = typer.Argument(None, help="Newer version; default: the current one."),
+    set_name: str | None = typer.Option(None, "--set", help="Prompt set, when A and B are bare versions."),
+    store: Path = STORE_OPTION,
+    show: int = typer.Option(5, "--show", help="Example problems shown per kind of change."),
+    as_json: bool = typer.Option(False, "--json", help="Print the full diff as JSON instead."),
+) -> None:
+    """What changed between two versions: added (by synthesizer), retired (by reason), changed."""
+    import json
+
+    from rich.console import Console
+
+    from flows.store_commands import diff_report
+    from pipeline.store import PromptStore
+
+    try:
+        tables, data = diff_report(PromptStore(store), a, b, set_name, show)
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+    if as_json:
+        print(json.dumps(data, indent=1, default=str))
+        return
+    for table in tables:
+        Console().print(table)
+
+
+@app.command()
+def rollback(
+    set_name: str = SET_OPTION,
+    store: Path = STORE_OPTION,
+    to: str | None = typer.Option(None, "--to", help="Version to make current; default: the current one's parent."),
+) -> None:
+    """Make an earlier version current again (it is verified first; nothing is deleted)."""
+    from pipeline.store import PromptStore, parse_version
+
+    try:
+        before, after = PromptStore(store).rollback(set_name, None if to is None else parse_version(to))
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+    print(f"{set_name}: current version v{before} -> v{after}")
+
+
+@app.command()
+def refresh(
+    set_name: str = SET_OPTION,
+    store: Path = STORE_OPTION,
+    prompts: Path | None = typer.Option(None, "--prompts", help="Problems file imported as v1 when the set does not exist yet."),
+    rollouts: list[Path] = typer.Option([], "--rollouts", "-r", help="Rollout files or dump folders (native, verl, TRL); none: generate with --model."),
+    model: str | None = typer.Option(None, "--model", help="Local model folder: generates rollouts, synthesizes and verifies."),
+    backend: str = typer.Option("transformers", "--backend", help="Policy backend: transformers or vllm."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="YAML/JSON with sections refresh, diagnosis, synthesizers, svs, symbolic, consistency, generate."),
+    text_col: str | None = typer.Option(None, "--text-col", help="Problem column of --prompts."),
+    answer_col: str | None = typer.Option(None, "--answer-col", help="Answer column of --prompts."),
+) -> None:
+    """Diagnose -> synthesize -> verify -> publish the next version of a prompt set."""
+    from rich.console import Console
+
+    from flows.refresh import RefreshRequest
+    from flows.refresh import refresh as run_refresh
+    from flows.refresh_stages import RefreshRunConfig
+    from flows.store_commands import refresh_report
+    from pipeline.importers import ColumnMap
+
+    err = Console(stderr=True)
+    try:
+        request = RefreshRequest(store=store, name=set_name, prompts=prompts, rollouts=tuple(rollouts),
+                                 model=model, backend=backend, config=RefreshRunConfig.from_file(config),
+                                 columns=ColumnMap(text=text_col, answer=answer_col))
+        summary = run_refresh(request, say=lambda line: err.print(line, highlight=False))
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+    table, line = refresh_report(summary)
+    if summary.outcome == "published":
+        Console().print(table)
+    print(line)

@@ -313,18 +313,10 @@ class PromptStore:
         written twice.
         """
         with self.lock(name):
-            existing = self.find_run(name, run_key)
-            current = self.current(name) if self.exists(name) and \
-                (self.set_dir(name) / "CURRENT").exists() else None
-            if existing is not None:
-                if existing == current:
-                    return PublishResult(name, existing, parent, "already")
-                ever_current = {h["version"] for h in self.history(name)}
-                if existing not in ever_current and self.manifest(name, existing).get("parent") == current:
-                    self.verify(name, existing)
-                    self._point(name, existing, "adopt", f"finished {version_label(existing)} "
-                                                         f"of run {run_key[:12]} left by a crash")
-                    return PublishResult(name, existing, current, "adopted")
+            done = self._resolve_run(name, run_key)
+            if done is not None:
+                return done
+            current = self._current_or_none(name)
             if parent != current:
                 if current is None:
                     raise StaleParentError(f"prompt set {name!r} does not exist; publish its "
@@ -334,7 +326,7 @@ class PromptStore:
                     f"{version_label(current)} is current now (another refresh or a rollback "
                     f"happened meanwhile). Nothing was published; run again on "
                     f"{version_label(current)}.")
-            version = max(self.versions(name), default=0) + 1 if self.exists(name) else 1
+            version = self.next_version(name)
             folder = self._write_staging(name, new, version, parent, run_key, note or new.note)
             versions_dir = self.set_dir(name) / "versions"
             versions_dir.mkdir(exist_ok=True)
@@ -344,6 +336,37 @@ class PromptStore:
             fault_point("after_rename")
             self._point(name, version, "publish", note or new.note)
             return PublishResult(name, version, parent, "published")
+
+    def resume(self, name: str, run_key: str) -> PublishResult | None:
+        """What a run with this key already published: "already" (it is current),
+        "adopted" (a crash left it finished but not current, and it is current now), or
+        None (nothing yet: run it)."""
+        with self.lock(name):
+            return self._resolve_run(name, run_key)
+
+    def next_version(self, name: str) -> int:
+        return max(self.versions(name), default=0) + 1 if self.exists(name) else 1
+
+    def _current_or_none(self, name: str) -> int | None:
+        if self.exists(name) and (self.set_dir(name) / "CURRENT").exists():
+            return self.current(name)
+        return None
+
+    def _resolve_run(self, name: str, run_key: str) -> PublishResult | None:
+        existing = self.find_run(name, run_key)
+        if existing is None:
+            return None
+        current = self._current_or_none(name)
+        parent = self.manifest(name, existing).get("parent")
+        if existing == current:
+            return PublishResult(name, existing, parent, "already")
+        ever_current = {h["version"] for h in self.history(name)}
+        if existing not in ever_current and parent == current:
+            self.verify(name, existing)
+            self._point(name, existing, "adopt", f"finished {version_label(existing)} of run "
+                                                 f"{run_key[:12]} left by a crash")
+            return PublishResult(name, existing, parent, "adopted")
+        return None
 
     def rollback(self, name: str, to: int | None = None) -> tuple[int, int]:
         """Make an earlier (or any verified) version current; returns (from, to)."""

@@ -1,0 +1,333 @@
+"""The stages of a refresh, one plain function each; `flows/refresh.py` calls them in
+diagram order. Each takes what the previous one returned, so a Prefect flow can wrap
+every stage as a task without changing what it does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from pipeline.importers import ColumnMap
+from pipeline.records import Problem, Rollout, RolloutGroup, normalize_text, problem_id
+from pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
+from pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
+from pipeline.store_files import sha256_file
+
+SYNTHESIZER_SECTIONS = ("svs", "symbolic")
+
+
+def _section(cls: type, data: Any, name: str) -> Any:
+    if data is None:
+        return cls()
+    if not isinstance(data, Mapping):
+        raise ValueError(f"config section {name!r} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in config section {name!r}; valid: "
+                         f"{sorted(known)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    """How rollouts are sampled when no rollout files are given."""
+
+    n: int = field(default=8, metadata={"help": "Rollouts per problem (SvS uses 8)."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Token budget per rollout."})
+    seed: int = field(default=0, metadata={"help": "Sampling seed."})
+
+    def __post_init__(self) -> None:
+        if self.n < 2:
+            raise ValueError(f"generate.n must be >= 2 (a diagnosis needs a spread of "
+                             f"rollouts per problem), got {self.n}")
+
+
+@dataclass(frozen=True)
+class RefreshRunConfig:
+    """Everything a refresh reads from its config file (YAML or JSON), section by section."""
+
+    refresh: RefreshConfig = field(default_factory=RefreshConfig)
+    diagnosis: Any = None  # pipeline.memorization.DiagnosisConfig
+    synthesizers: tuple[str, ...] = ("svs",)
+    synthesizer_configs: Mapping[str, Any] = field(default_factory=dict)
+    consistency: Any = None  # verifiers.consistency.ConsistencyConfig
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+
+    def __post_init__(self) -> None:
+        from pipeline.memorization import DiagnosisConfig
+        from synthesizers import registry
+        from verifiers.consistency import ConsistencyConfig
+
+        if self.diagnosis is None:
+            object.__setattr__(self, "diagnosis", DiagnosisConfig())
+        if self.consistency is None:
+            object.__setattr__(self, "consistency", ConsistencyConfig())
+        object.__setattr__(self, "synthesizers", tuple(self.synthesizers))
+        if not self.synthesizers:
+            raise ValueError("synthesizers must name at least one (valid: "
+                             f"{', '.join(registry.names())})")
+        for name in self.synthesizers:
+            registry.get(name)  # KeyError listing the valid names
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RefreshRunConfig:
+        from pipeline.memorization import DiagnosisConfig
+        from synthesizers import registry
+        from verifiers.consistency import ConsistencyConfig
+
+        known = {"refresh", "diagnosis", "synthesizers", "consistency", "generate",
+                 *registry.names()}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown config section(s) {unknown}; valid: {sorted(known)}")
+        names = data.get("synthesizers") or ["svs"]
+        names = [names] if isinstance(names, str) else list(names)
+        configs = {name: _section(registry.get(name).config_cls, data.get(name), name)
+                   for name in registry.names() if name in data or name in names}
+        return cls(refresh=_section(RefreshConfig, data.get("refresh"), "refresh"),
+                   diagnosis=_section(DiagnosisConfig, data.get("diagnosis"), "diagnosis"),
+                   synthesizers=tuple(names), synthesizer_configs=configs,
+                   consistency=_section(ConsistencyConfig, data.get("consistency"), "consistency"),
+                   generate=_section(GenerateConfig, data.get("generate"), "generate"))
+
+    @classmethod
+    def from_file(cls, path: Path | str | None) -> RefreshRunConfig:
+        if path is None:
+            return cls()
+        import yaml
+
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read config file {path}: {exc}") from exc
+        if not isinstance(data, Mapping):
+            raise ValueError(f"config file {path} must hold a mapping of sections")
+        try:
+            return cls.from_dict(data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"config file {path}: {exc}") from exc
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"refresh": asdict(self.refresh), "diagnosis": asdict(self.diagnosis),
+               "synthesizers": list(self.synthesizers), "consistency": asdict(self.consistency),
+               "generate": asdict(self.generate)}
+        for name, config in self.synthesizer_configs.items():
+            out[name] = asdict(config) if is_dataclass(config) else config
+        return out
+
+    def needs_policy(self, have_rollouts: bool) -> bool:
+        from synthesizers import registry
+
+        return not have_rollouts or any(registry.get(n).needs_policy for n in self.synthesizers)
+
+
+# ------------------------------------------------------------------------------ stages
+def load_base(store: PromptStore, name: str, prompts: Path | None,
+              columns: ColumnMap | None = None) -> tuple[PromptSet, str]:
+    """The version to refresh: the set's current one, or `prompts` imported as v1 when
+    the set does not exist yet. Returns the set and "stored" or "imported"."""
+    if prompts is not None and not store.exists(name):
+        from flows.store_commands import import_into_store
+
+        import_into_store(store, name, prompts, "table", columns or ColumnMap(), add=False)
+        return store.load(name), "imported"
+    return store.load(name), "stored"
+
+
+def run_key(name: str, rollouts: Sequence[Path], model: str | None,
+            config: RefreshRunConfig) -> str:
+    """Identifies a refresh by its inputs (set name, rollout file contents, model files,
+    config). A second run with the same key is recognized: the version it published is
+    reported (or, after a crash between the two renames, made current), never written
+    twice. The base version is left out on purpose: a finished run moved CURRENT, and
+    the same inputs must not refresh the new version again."""
+    from pipeline.rollouts import expand_paths
+
+    parts = {"name": name, "config": config.to_dict(),
+             "rollouts": [sha256_file(p) for p in expand_paths(list(rollouts))] if rollouts else [],
+             "model": _model_fingerprint(model)}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _model_fingerprint(model: str | None) -> Any:
+    if model is None:
+        return None
+    path = Path(model)
+    if not path.is_dir():
+        return model
+    return [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sorted(path.iterdir())
+            if p.is_file()]
+
+
+def load_policy(model: str | None, backend: str, needed: bool, why: str) -> Any:
+    if model is None:
+        if needed:
+            raise ValueError(f"this refresh needs a policy ({why}); pass --model PATH")
+        return None
+    from pipeline.policy.loading import load_policy as load
+
+    return load(model, backend=backend)
+
+
+def rollout_groups(base: PromptSet, rollouts: Sequence[Path], policy: Any,
+                   config: GenerateConfig) -> tuple[list[RolloutGroup], int]:
+    """Rollout groups keyed by the set's problem ids, and how many groups matched no
+    problem of the set (ignored). Read from files, or generated with the policy."""
+    if rollouts:
+        from pipeline.rollouts import load_rollout_groups
+
+        groups = load_rollout_groups(list(rollouts), progress=True)
+    else:
+        groups = generate_groups(base.problems, policy, config)
+    matched, unmatched = match_groups(base.problems, groups)
+    if not matched:
+        raise ValueError(f"none of the {len(groups)} rollout groups belongs to a problem of "
+                         f"{base.label}: match them by problem_id (the set's ids) or by the "
+                         f"problem text and answer")
+    return matched, unmatched
+
+
+def match_groups(problems: Sequence[Problem], groups: Sequence[RolloutGroup]
+                 ) -> tuple[list[RolloutGroup], int]:
+    """Re-key groups to the set's ids: by id, then by (text, answer), then by text alone
+    after dropping the solve instruction a trainer appended."""
+    from verifiers.consistency import SOLVE_SUFFIX
+
+    by_id = {p.id: p.id for p in problems}
+    by_text = {normalize_text(p.text): p.id for p in problems}
+    suffix = normalize_text(SOLVE_SUFFIX)
+    matched, unmatched = [], 0
+    for group in groups:
+        prompt = normalize_text(group.prompt)
+        if prompt.endswith(suffix):
+            prompt = prompt[: -len(suffix)].strip()
+        pid = (by_id.get(group.problem_id) or by_id.get(problem_id(group.prompt, group.answer))
+               or by_text.get(prompt))
+        if pid is None:
+            unmatched += 1
+        else:
+            matched.append(replace(group, problem_id=pid))
+    return matched, unmatched
+
+
+def generate_groups(problems: Sequence[Problem], policy: Any,
+                    config: GenerateConfig) -> list[RolloutGroup]:
+    """Sample `config.n` solutions per problem and grade them (sandboxed verifier)."""
+    from pipeline.policy.base import SamplingParams
+    from verifiers.consistency import solve_prompt
+    from verifiers.grader import grade_batch
+
+    params = SamplingParams(n=config.n, temperature=config.temperature,
+                            max_new_tokens=config.max_new_tokens, seed=config.seed)
+    prompts = [solve_prompt(p.text) for p in problems]
+    outputs = policy.generate(prompts, params, progress=True)
+    pairs = [(p.answer, g.text) for p, group in zip(problems, outputs, strict=True) for g in group]
+    grades = iter(grade_batch(pairs, progress=True))
+    groups = []
+    for problem, prompt, group in zip(problems, prompts, outputs, strict=True):
+        rollouts = []
+        for generation in group:
+            grade = next(grades)
+            rollouts.append(Rollout(problem.id, prompt, problem.answer, generation.text,
+                                    correct=grade.correct, extracted=grade.extracted,
+                                    reason=grade.reason,
+                                    token_logprobs=generation.token_logprobs))
+        groups.append(RolloutGroup.from_rollouts(rollouts))
+    return groups
+
+
+def diagnose(groups: Sequence[RolloutGroup], config: Any) -> Any:
+    from pipeline.memorization import diagnose as run
+
+    return run(groups, config, progress=True)
+
+
+def seeds_from(base: PromptSet, diagnosis: Any) -> list[Any]:
+    """One seed per correct solution of every problem the diagnosis marked as a seed."""
+    from synthesizers.registry import Seed
+
+    by_id = {p.id: p for p in base.problems}
+    return [Seed(by_id[d.problem_id], solution, rollout_ref=f"{d.problem_id}#{index}")
+            for d in diagnosis.seeds() if d.problem_id in by_id
+            for index, solution in enumerate(d.correct_solutions)]
+
+
+def synthesize(seeds: Sequence[Any], policy: Any, config: RefreshRunConfig) -> list[Any]:
+    from synthesizers import registry
+
+    candidates = []
+    for name in config.synthesizers:
+        spec = registry.get(name)
+        candidates.extend(registry.synthesize(name, seeds, policy if spec.needs_policy else None,
+                                              config.synthesizer_configs.get(name)))
+    return candidates
+
+
+def verify(candidates: Sequence[Any], policy: Any, base: PromptSet,
+           config: RefreshRunConfig) -> tuple[list[Problem], list[dict[str, Any]]]:
+    from verifiers.consistency import verify_candidates
+
+    accepted, rejects = verify_candidates(candidates, policy, config.consistency,
+                                          corpus=base.problems)
+    return accepted, [{**r.to_row(), "stage": "verify"} for r in rejects]
+
+
+def plan(store: PromptStore, base: PromptSet, accepted: Sequence[Problem], diagnosis: Any,
+         config: RefreshConfig) -> RefreshPlan:
+    labels = {d.problem_id: d.label for d in diagnosis.problems}
+    return plan_refresh(base.problems, base.weights, base.lineage, accepted, labels, config,
+                        store.next_version(base.name))
+
+
+def publish(store: PromptStore, base: PromptSet, refresh_plan: RefreshPlan, diagnosis: Any,
+            verify_rejects: Sequence[Mapping[str, Any]], config: RefreshRunConfig,
+            key: str) -> PublishResult:
+    new = NewVersion(refresh_plan.problems, refresh_plan.lineage, weights=refresh_plan.weights,
+                     diagnosis=json.loads(diagnosis.to_json()),
+                     rejects=[*verify_rejects, *refresh_plan.rejects], config=config.to_dict(),
+                     summary=refresh_plan.summary(), note=f"refresh of {base.label}")
+    return store.publish(base.name, new, parent=base.version, run_key=key)
+
+
+@dataclass(frozen=True)
+class RefreshSummary:
+    name: str
+    base_version: int
+    version: int
+    outcome: str  # published / adopted / already
+    labels: Mapping[str, int] = field(default_factory=dict)
+    seeds: int = 0
+    candidates: int = 0
+    accepted: int = 0
+    rejects: Mapping[str, int] = field(default_factory=dict)  # "stage/reason" -> count
+    added: int = 0
+    retired: int = 0
+    downweighted: int = 0
+    unmatched_groups: int = 0
+
+
+def summarize(base: PromptSet, result: PublishResult, *, diagnosis: Any = None,
+              seeds: Sequence[Any] = (), candidates: Sequence[Any] = (),
+              accepted: Sequence[Problem] = (), verify_rejects: Sequence[Mapping] = (),
+              refresh_plan: RefreshPlan | None = None, unmatched: int = 0) -> RefreshSummary:
+    rejects = Counter(f"verify/{r['reason']}" for r in verify_rejects)
+    if refresh_plan is not None:
+        rejects.update(f"refresh/{r['reason']}" for r in refresh_plan.rejects)
+    return RefreshSummary(
+        name=base.name, base_version=base.version, version=result.version,
+        outcome=result.outcome,
+        labels=dict(Counter(d.label for d in diagnosis.problems)) if diagnosis else {},
+        seeds=len(seeds), candidates=len(candidates), accepted=len(accepted),
+        rejects=dict(sorted(rejects.items())),
+        added=len(refresh_plan.added) if refresh_plan else 0,
+        retired=len(refresh_plan.retired) if refresh_plan else 0,
+        downweighted=len(refresh_plan.downweighted) if refresh_plan else 0,
+        unmatched_groups=unmatched)
