@@ -39,12 +39,14 @@ def _metric(problems: Sequence[ProblemDiagnosis], key: str) -> np.ndarray:
 def solve_rate_histogram(diagnosis: Diagnosis) -> Figure:
     figure = Figure(figsize=(6, 3.5))
     axes = figure.subplots()
-    bins = np.linspace(0, 1, 18)
+    # one bin per possible k/n at the largest group size n seen
+    n = max((int(p.metrics.get("diversity/n", 1)) for p in diagnosis.problems), default=1)
+    bins = (np.arange(n + 2) - 0.5) / n
     stacked = [_metric(diagnosis.by_label(label), "diversity/solve_rate") for label in LABELS]
     axes.hist(stacked, bins=bins, stacked=True, label=list(LABELS),
               color=[LABEL_COLOURS[label] for label in LABELS])
     low, high = diagnosis.config.seed_band
-    axes.axvspan(low, high, color="#ffbf00", alpha=0.15, label="seed band")
+    axes.axvspan(low, high, color="#ffbf00", alpha=0.2, label="seed band", zorder=0)
     axes.set_xlabel("solve rate (latest step)")
     axes.set_ylabel("problems")
     axes.legend(fontsize=8)
