@@ -1,0 +1,247 @@
+"""Prefect flows over the refresh stages: `refresh_flow` and `diagnose_flow`.
+
+The flow body reads like the diagram:
+
+    load the set -> load rollouts -> diagnose -> synthesize -> verify -> plan -> publish -> export
+
+Every task is a thin wrapper over one stage function of `flows/refresh_stages.py` (the
+same functions `flows/refresh.py` calls), so the CLI, a schedule and a watch run all do
+the same work. What Prefect adds:
+
+- retries at the I/O edges only (reading the prompt set and the rollout files,
+  publishing, exporting); a failed publish leaves the previous version current (the
+  store publishes by rename) and a retry with the same run key never publishes twice;
+- input-based caching of the one pure, expensive stage: diagnosis, per shard of problems;
+- diagnosis on the task runner picked by `runner` (threads, Dask or Ray; see
+  `flows/runners.py`);
+- artifacts in the run's page of the UI: a markdown summary and tables (labels, rejects
+  by reason, the new version and its parent).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
+
+from flows import refresh_stages as stages
+from flows.artifacts import publish_diagnosis_artifacts, publish_refresh_artifacts
+from flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
+
+NO_RESULT = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    """What `refresh_flow` returns: the stage summary and the files it exported."""
+
+    summary: stages.RefreshSummary
+    exported: Mapping[str, str] = field(default_factory=dict)
+    report: str | None = None
+
+
+# ---------------------------------------------------------------------------- tasks
+@task(name="load-prompt-set", **NO_RESULT)
+def load_set(store_root: str, name: str, prompts: str | None, columns: Any):
+    from pipeline.store import PromptStore
+
+    return stages.load_base(PromptStore(store_root), name,
+                            Path(prompts) if prompts else None, columns)
+
+
+@task(name="load-policy", **NO_RESULT)
+def load_policy(model: str | None, backend: str, needed: bool):
+    return stages.load_policy(model, backend, needed,
+                              "to generate rollouts or to synthesize/verify with it")
+
+
+@task(name="load-rollouts", **NO_RESULT)
+def load_rollouts(base: Any, rollouts: Sequence[str], policy: Any, config: Any):
+    return stages.rollout_groups(base, [Path(p) for p in rollouts], policy, config)
+
+
+@task(name="diagnose-shard", cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
+      cache_expiration=timedelta(days=7))
+def diagnose_shard(groups: list[Any], config: Any):
+    return stages.diagnose(groups, config)
+
+
+@task(name="seeds", **NO_RESULT)
+def seeds_from(base: Any, diagnosis: Any):
+    return stages.seeds_from(base, diagnosis)
+
+
+@task(name="synthesize", **NO_RESULT)
+def synthesize(seeds: Sequence[Any], policy: Any, config: Any):
+    return stages.synthesize(seeds, policy, config)
+
+
+@task(name="verify", **NO_RESULT)
+def verify(candidates: Sequence[Any], policy: Any, base: Any, config: Any):
+    return stages.verify(candidates, policy, base, config)
+
+
+@task(name="plan-next-version", **NO_RESULT)
+def plan(store: Any, base: Any, accepted: Sequence[Any], diagnosis: Any, config: Any):
+    return stages.plan(store, base, accepted, diagnosis, config)
+
+
+@task(name="publish", **NO_RESULT)
+def publish(store: Any, base: Any, refresh_plan: Any, diagnosis: Any, rejects: Any,
+            config: Any, key: str):
+    return stages.publish(store, base, refresh_plan, diagnosis, rejects, config, key)
+
+
+@task(name="export", **NO_RESULT)
+def export(store: Any, name: str, version: int, targets: Mapping[str, str]) -> dict[str, str]:
+    from trainer_bridge.exporters import export_problems
+
+    problems = store.load(name, version).problems
+    return {fmt: str(export_problems(problems, fmt, path)) for fmt, path in targets.items()}
+
+
+@task(name="load-rollout-files", **NO_RESULT)
+def load_rollout_files(rollouts: Sequence[str], skip_bad: bool, correct_column: str | None,
+                       timeout_s: float | None):
+    from pipeline.rollouts import groups_from_rollouts
+    from pipeline.rollouts import load_rollouts as read
+
+    loaded = read(list(rollouts), skip_bad=skip_bad, correct_column=correct_column,
+                  timeout_s=timeout_s, progress=True)
+    if not loaded.rollouts:
+        raise ValueError(f"no rollouts found in {', '.join(rollouts)}")
+    return groups_from_rollouts(loaded.rollouts), loaded.notes, loaded.skipped
+
+
+@task(name="write-report", **NO_RESULT)
+def write_report(diagnosis: Any, out: str) -> str:
+    from pipeline.report import write_report as write
+
+    json_path, _ = write(diagnosis, out)
+    return str(json_path.parent)
+
+
+# ---------------------------------------------------------------------------- helpers
+def diagnose_on_runner(groups: Sequence[Any], config: Any, runner: RunnerConfig):
+    """Diagnose shards of whole problems as tasks on `runner`; merged, the result equals
+    one `pipeline.memorization.diagnose` call over all groups."""
+    shards = shard_groups(groups, runner.shard_size)
+    if runner.kind == "thread" and len(shards) == 1:
+        return merge_diagnoses([diagnose_shard(shards[0], config)], groups)
+    with make_task_runner(runner) as task_runner:
+        futures = [task_runner.submit(diagnose_shard, {"groups": shard, "config": config})
+                   for shard in shards]
+        parts = [future.result() for future in futures]
+    return merge_diagnoses(parts, groups)
+
+
+def io_task(stage, retries: int, delay_s: float):
+    """`stage` with the flow's retry settings: used only for the I/O edges."""
+    return stage.with_options(retries=retries, retry_delay_seconds=delay_s)
+
+
+def export_targets(exports: Sequence[str], name: str, version: int) -> dict[str, str]:
+    """`["verl=out/{name}-v{version}.parquet", ...]` -> {format: path}, placeholders filled."""
+    from trainer_bridge.exporters import check_destination
+
+    targets = {}
+    for item in exports:
+        fmt, sep, path = item.partition("=")
+        if not sep or not path:
+            raise ValueError(f"export {item!r}: write it as FORMAT=PATH, e.g. "
+                             f"verl=exports/{{name}}-v{{version}}.parquet")
+        if fmt in targets:
+            raise ValueError(f"export format {fmt!r} is given twice")
+        targets[fmt] = str(check_destination(fmt, path.format(name=name, version=version)))
+    return targets
+
+
+def run_config(config: str | Mapping[str, Any] | None) -> stages.RefreshRunConfig:
+    if config is None or isinstance(config, str):
+        return stages.RefreshRunConfig.from_file(config)
+    return stages.RefreshRunConfig.from_dict(config)
+
+
+# ---------------------------------------------------------------------------- flows
+@flow(name="svs-refresh", log_prints=True)
+def refresh_flow(store: str, name: str, rollouts: list[str] | None = None,
+                 prompts: str | None = None, model: str | None = None,
+                 backend: str = "transformers", config: str | dict[str, Any] | None = None,
+                 text_col: str | None = None, answer_col: str | None = None,
+                 exports: list[str] | None = None, report: str | None = None,
+                 runner: dict[str, Any] | None = None, io_retries: int = 2,
+                 io_retry_delay_s: float = 5.0) -> RefreshOutcome:
+    """Refresh prompt set `name` in `store` from rollout files (or rollouts the policy
+    generates), publish the next version and export it.
+
+    `config`: a YAML/JSON file or the same sections inline; `exports`: FORMAT=PATH items
+    (`{name}` and `{version}` are filled in); `report`: folder for the diagnosis report;
+    `runner`: flows.runners.RunnerConfig fields for the diagnosis.
+    """
+    from pipeline.importers import ColumnMap
+    from pipeline.store import PromptStore
+
+    logger = get_run_logger()
+    settings, runner_config = run_config(config), RunnerConfig.from_dict(runner)
+    rollout_paths = [Path(p) for p in rollouts or []]
+    prompt_store = PromptStore(store)
+    key = stages.run_key(name, rollout_paths, model, settings)
+    diagnosis = None
+    with prompt_store.lock(name, purpose="refresh"):
+        base, how = io_task(load_set, io_retries, io_retry_delay_s)(
+            store, name, prompts, ColumnMap(text=text_col, answer=answer_col))
+        done = prompt_store.resume(name, key)
+        if done is not None:
+            logger.info(f"{name}@v{done.version}: this run's inputs were already refreshed")
+            summary = stages.summarize(prompt_store.load(name, done.parent), done)
+        else:
+            logger.info(f"{base.label} ({how}, {len(base.problems)} problems)")
+            policy = load_policy(model, backend, settings.needs_policy(bool(rollout_paths)))
+            groups, unmatched = io_task(load_rollouts, io_retries, io_retry_delay_s)(
+                base, [str(p) for p in rollout_paths], policy, settings.generate)
+            diagnosis = diagnose_on_runner(groups, settings.diagnosis, runner_config)
+            seeds = seeds_from(base, diagnosis)
+            candidates = synthesize(seeds, policy, settings)
+            accepted, rejects = verify(candidates, policy, base, settings)
+            next_version = plan(prompt_store, base, accepted, diagnosis, settings.refresh)
+            result = io_task(publish, io_retries, io_retry_delay_s)(
+                prompt_store, base, next_version, diagnosis, rejects, settings, key)
+            summary = stages.summarize(base, result, diagnosis=diagnosis, seeds=seeds,
+                                       candidates=candidates, accepted=accepted,
+                                       verify_rejects=rejects, refresh_plan=next_version,
+                                       unmatched=unmatched)
+    exported = io_task(export, io_retries, io_retry_delay_s)(
+        prompt_store, name, summary.version, export_targets(exports or [], name, summary.version))
+    report_dir = write_report(diagnosis, report) if report and diagnosis is not None else None
+    publish_refresh_artifacts(summary, diagnosis, exported, runner_config.kind)
+    logger.info(f"{name}@v{summary.version}: {summary.outcome}")
+    return RefreshOutcome(summary, exported, report_dir)
+
+
+@flow(name="svs-diagnose", log_prints=True)
+def diagnose_flow(rollouts: list[str], out: str | None = None,
+                  config: dict[str, Any] | None = None, skip_bad: bool = False,
+                  correct_column: str | None = None, timeout_s: float = 5.0,
+                  runner: dict[str, Any] | None = None, io_retries: int = 2,
+                  io_retry_delay_s: float = 5.0):
+    """Diagnose rollout files (any supported format) on the chosen task runner; write
+    report.json / report.html into `out` when given. Returns the Diagnosis."""
+    from pipeline.memorization import DiagnosisConfig
+
+    logger = get_run_logger()
+    runner_config = RunnerConfig.from_dict(runner)
+    groups, notes, skipped = io_task(load_rollout_files, io_retries, io_retry_delay_s)(
+        rollouts, skip_bad, correct_column, timeout_s)
+    for note in notes[:5]:
+        logger.info(note)
+    if skipped:
+        logger.warning(f"skipped {len(skipped)} malformed rows, e.g. {skipped[0]}")
+    diagnosis = diagnose_on_runner(groups, DiagnosisConfig.from_dict(config or {}), runner_config)
+    report_dir = write_report(diagnosis, out) if out else None
+    publish_diagnosis_artifacts(diagnosis, report_dir)
+    return diagnosis

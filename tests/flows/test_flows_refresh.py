@@ -1,0 +1,120 @@
+"""The refresh flow end to end on tiny fixtures, under one Prefect test server."""
+
+import json
+
+import pytest
+from conftest import REFRESH_CONFIG
+
+from flows import refresh_stages
+from flows.refresh_flow import export_targets, refresh_flow
+from pipeline.store import PromptStore
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def run(workdir, **overrides):
+    params = dict(store=str(workdir / "store"), name="demo",
+                  rollouts=[str(workdir / "rollouts.jsonl")],
+                  prompts=str(workdir / "problems.jsonl"), config=REFRESH_CONFIG,
+                  io_retry_delay_s=0.0)
+    params.update(overrides)
+    return refresh_flow(**params)
+
+
+def artifacts(key):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key])))
+
+
+def test_refresh_flow_publishes_exports_and_shows_artifacts(workdir):
+    outcome = run(workdir, exports=[f"verl={workdir}/out/{{name}}-v{{version}}.parquet"],
+                  report=str(workdir / "report"))
+    store = PromptStore(workdir / "store")
+    v2 = store.load("demo")
+    assert (v2.version, v2.parent, outcome.summary.outcome) == (2, 1, "published")
+    assert outcome.summary.labels == {"memorized": 2, "learning": 3, "unsolved": 1}
+    assert outcome.summary.accepted > 0 and outcome.summary.added > 0
+    assert set(v2.manifest["summary"]["retired"].values()) == {"memorized"}
+    exported = outcome.exported["verl"]
+    assert exported.endswith("out/demo-v2.parquet")
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(exported).num_rows == len(v2.problems)
+    assert json.loads((workdir / "report" / "report.json").read_text())["totals"]["problems"] == 6
+    summary = artifacts("svs-refresh-demo")
+    assert summary and "v1 -> v2" in summary[0].data and "published" in summary[0].data
+    labels = artifacts("svs-refresh-demo-labels")[0].data
+    rows = json.loads(labels) if isinstance(labels, str) else labels
+    assert {r["label"]: r["problems"] for r in rows}["memorized"] == 2
+    assert artifacts("svs-refresh-demo-rejects") and artifacts("svs-refresh-demo-version")
+
+
+def test_flow_and_plain_function_publish_the_same_version(workdir, tmp_path_factory):
+    """One composition: the flow wraps the stage functions the plain refresh calls."""
+    from flows.refresh import RefreshRequest, refresh
+
+    run(workdir)
+    flow_set = PromptStore(workdir / "store").load("demo")
+    other = tmp_path_factory.mktemp("plain")
+    refresh(RefreshRequest(store=other / "store", name="demo",
+                           prompts=workdir / "problems.jsonl",
+                           rollouts=(workdir / "rollouts.jsonl",),
+                           config=refresh_stages.RefreshRunConfig.from_dict(REFRESH_CONFIG)))
+    plain_set = PromptStore(other / "store").load("demo")
+    assert [p.id for p in flow_set.problems] == [p.id for p in plain_set.problems]
+    assert dict(flow_set.weights) == dict(plain_set.weights)
+    assert flow_set.manifest["summary"] == plain_set.manifest["summary"]
+
+
+def test_rerun_with_the_same_inputs_publishes_nothing(workdir):
+    run(workdir)
+    again = run(workdir)
+    assert again.summary.outcome == "already"
+    assert PromptStore(workdir / "store").versions("demo") == [1, 2]
+
+
+def test_publish_is_retried(workdir, monkeypatch):
+    real, calls = refresh_stages.publish, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) < 3:
+            raise OSError("disk hiccup")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(refresh_stages, "publish", flaky)
+    outcome = run(workdir, io_retries=2)
+    assert len(calls) == 3 and outcome.summary.version == 2
+    assert PromptStore(workdir / "store").current("demo") == 2
+
+
+def test_final_failure_leaves_the_previous_version_current(workdir, monkeypatch):
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        raise OSError("store unreachable")
+
+    run(workdir)  # v2 from the first rollouts
+    monkeypatch.setattr(refresh_stages, "publish", broken)
+    from conftest import write_rollouts
+
+    write_rollouts(workdir / "later.jsonl", step=4, seed=1)
+    state = run(workdir, rollouts=[str(workdir / "later.jsonl")], io_retries=1,
+                return_state=True)
+    assert state.is_failed() and len(calls) == 2
+    store = PromptStore(workdir / "store")
+    assert store.current("demo") == 2 and store.versions("demo") == [1, 2]
+    assert len(store.load("demo").problems) > 0
+
+
+def test_export_targets_are_checked_before_work():
+    assert export_targets(["trl=a/{name}-{version}.jsonl"], "s", 3) == {"trl": "a/s-3.jsonl"}
+    with pytest.raises(ValueError, match="FORMAT=PATH"):
+        export_targets(["verl"], "s", 1)
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_targets(["csv=a.csv"], "s", 1)
