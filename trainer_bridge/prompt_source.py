@@ -1,0 +1,108 @@
+"""Where the learner's problems come from: a versioned prompt store, or a fixed list.
+
+The loop only needs `current() -> (version, problems)`. A store-backed source answers
+with the store's CURRENT version, so a run in periodic-refresh mode picks up a newly
+published version the next time it asks (at its refresh boundary); the loop never
+reads a half-published version because the store publishes by rename.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from pipeline.records import Problem
+
+
+@runtime_checkable
+class PromptSource(Protocol):
+    def current(self) -> tuple[str, Sequence[Problem]]:
+        """The current version's label and its problems (non-empty)."""
+        ...
+
+
+class StaticPromptSource:
+    """A fixed list of problems under one version label."""
+
+    def __init__(self, problems: Sequence[Problem], version: str = "static") -> None:
+        if not problems:
+            raise ValueError("the prompt source has no problems")
+        self.problems = tuple(problems)
+        self.version = version
+
+    def current(self) -> tuple[str, Sequence[Problem]]:
+        return self.version, self.problems
+
+
+class StorePromptSource:
+    """The current version of prompt set `name` in a `pipeline.store.PromptStore`."""
+
+    def __init__(self, root: str | Path, name: str) -> None:
+        from pipeline.store import PromptStore
+
+        self.store = PromptStore(root)
+        self.name = name
+        if not self.store.exists(name):
+            raise ValueError(f"prompt store {root} has no prompt set {name!r}; it has "
+                             f"{', '.join(self.store.names()) or 'none'}")
+        self._cache: tuple[int, tuple[Problem, ...]] | None = None
+
+    def current(self) -> tuple[str, Sequence[Problem]]:
+        version = self.store.current(self.name)
+        if self._cache is None or self._cache[0] != version:
+            loaded = self.store.load(self.name, version)
+            if not loaded.problems:
+                raise ValueError(f"{loaded.label} has no problems")
+            self._cache = (version, tuple(loaded.problems))
+        return f"{self.name}@v{version}", self._cache[1]
+
+
+def load_problems_file(path: str | Path) -> list[Problem]:
+    """Problems from a .jsonl file (one object per line with text and answer) or .parquet."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"problems file {path} does not exist")
+    rows = []
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(path).to_pylist()
+    elif path.suffix == ".jsonl":
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from error
+    else:
+        raise ValueError(f"{path}: use a .jsonl or .parquet problems file")
+    problems = []
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
+                or not isinstance(row.get("answer"), (str, int, float)):
+            raise ValueError(f"{path}: row {number} needs a string 'text' and an 'answer'")
+        row = dict(row, answer=str(row["answer"]))
+        if isinstance(row.get("metadata"), str):
+            row["metadata"] = json.loads(row["metadata"] or "{}")
+        problems.append(Problem.from_row(row))
+    if not problems:
+        raise ValueError(f"{path} holds no problems")
+    return problems
+
+
+def source_from_config(config) -> PromptSource:
+    if config.prompts_file:
+        return StaticPromptSource(load_problems_file(config.prompts_file),
+                                  version=Path(config.prompts_file).name)
+    return StorePromptSource(config.prompt_store, config.prompt_set)
+
+
+def heldout_from_config(config) -> list[Problem]:
+    if config.heldout_file:
+        return load_problems_file(config.heldout_file)
+    if config.heldout_set:
+        return list(StorePromptSource(config.prompt_store, config.heldout_set).current()[1])
+    return []
