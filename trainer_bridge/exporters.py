@@ -8,7 +8,8 @@ r"""Export a prompt set (a list of `Problem`) in the formats external trainers l
   `solution` column; every other column reaches TRL reward functions as a keyword
   argument, so the id columns are there for them too.
 - OpenRLHF: jsonl (or parquet) with an input key and a label key, both named by the
-  caller (`--data.input_key`, `--data.label_key` on the OpenRLHF side), plus the ids.
+  caller (`--data.input_key`, `--data.label_key` on the OpenRLHF side), `datasource`
+  (OpenRLHF's per-row data source, our `data_source`), plus the ids.
 
 Every format carries the raw problem text and the lineage fields, so
 `trainer_bridge.formats.import_problems` reads an export back into identical problems.
@@ -55,8 +56,9 @@ class ExportConfig:
                 "(False). verl prompts are always chat messages. OpenRLHF needs "
                 "--data.apply_chat_template for chat messages."})
     data_source: str = field(default="svs", metadata={
-        "help": "verl `data_source`: verl logs validation metrics per data source and, "
-                "without a custom reward, picks its built-in scorer by it."})
+        "help": "verl `data_source` / OpenRLHF `datasource`: verl logs validation metrics "
+                "per data source and, without a custom reward, picks its built-in scorer "
+                "by it."})
     ability: str = field(default="math", metadata={"help": "verl `ability` column."})
     split: str = field(default="train", metadata={"help": "Split name put in verl extra_info."})
     input_key: str = field(default="input", metadata={
@@ -71,7 +73,7 @@ class ExportConfig:
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
                 raise ValueError(f"ExportConfig.{name} must be a non-empty string, got {value!r}")
-        reserved = {"question", "metadata", *ID_FIELDS}
+        reserved = {"question", "metadata", "datasource", *ID_FIELDS}
         if self.input_key == self.label_key:
             raise ValueError(f"ExportConfig.input_key and label_key are both {self.input_key!r}; "
                              "give them different names")
@@ -147,6 +149,7 @@ def openrlhf_rows(problems: Sequence[Problem], config: ExportConfig | None = Non
         config.input_key: chat_messages(problem, config) if config.conversational
         else prompt_text(problem, config),
         config.label_key: problem.answer,
+        "datasource": config.data_source,
         **_identity(problem),
     } for problem in problems]
 
@@ -171,7 +174,7 @@ def _schema(fmt: str, config: ExportConfig):
     if fmt == "trl":
         return pa.schema([("prompt", prompt_type), ("solution", pa.string()), *identity])
     return pa.schema([(config.input_key, prompt_type), (config.label_key, pa.string()),
-                      *identity])
+                      ("datasource", pa.string()), *identity])
 
 
 ROW_BUILDERS = {"verl": verl_rows, "trl": trl_rows, "openrlhf": openrlhf_rows}
