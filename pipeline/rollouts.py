@@ -347,7 +347,12 @@ def load_rollouts(paths: list[Path | str] | Path | str, *, skip_bad: bool = Fals
     from verifiers.grader import grade_batch
 
     out = LoadedRollouts()
-    for path in expand_paths(paths):
+    files = expand_paths(paths)
+    if progress and len(files) > 1:
+        from rich.progress import track
+
+        files = track(files, description="reading rollout files", transient=True)
+    for path in files:
         fmt = detect_format(path)
         out.formats[str(path)] = fmt
         if fmt == "native":
