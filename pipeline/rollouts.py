@@ -224,9 +224,10 @@ def detect_format(path: Path) -> str:
             raise RolloutFileError(path, None, f"not a readable parquet file ({exc})") from exc
     else:
         names = set()
-        for _, row, _ in iter_records(path):
-            names = set(row) if isinstance(row, Mapping) else set()
-            break
+        for count, (_, row, _) in enumerate(iter_records(path)):
+            if isinstance(row, Mapping) or count >= 20:  # the first good row decides
+                names = set(row) if isinstance(row, Mapping) else set()
+                break
     if {"problem_id", "prompt", "answer", "completion"} <= names:
         return "native"
     if {"input", "output"} <= names:

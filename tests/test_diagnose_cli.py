@@ -112,3 +112,18 @@ def test_diagnose_rejects_bad_thresholds(tmp_path):
                                       "--cluster-threshold", "2"])
     assert result.exit_code == 2
     assert "cluster_threshold" in result.output
+
+
+def test_diagnose_survives_invalid_utf8_and_hostile_text(tmp_path):
+    rows = [json.dumps({"problem_id": "h", "prompt": "Find x.", "answer": "1",
+                        "completion": f"bad bytes then \\boxed{{1}} {i}", "correct": True}).encode()
+            for i in range(4)]
+    rows[1] = rows[1].replace(b"bad bytes", b"bad \xff\xfe bytes")
+    rows.append(json.dumps({"problem_id": "h", "prompt": "Find x.", "answer": "1",
+                            "completion": "\\boxed{" * 5000 + "\x00", "correct": False}).encode())
+    path = tmp_path / "hostile.jsonl"
+    path.write_bytes(b"\n".join(rows) + b"\n")
+    result = CliRunner().invoke(app, ["diagnose", str(path), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    diagnosis = Diagnosis.from_json((tmp_path / "o" / "report.json").read_text())
+    assert diagnosis["h"].metrics["diversity/n"] == 5

@@ -111,14 +111,14 @@ def test_bad_verl_line_names_file_and_line(tmp_path):
     dump = write_verl_dump(tmp_path / "dump", steps=(1,))
     path = dump / "1.jsonl"
     lines = path.read_text().splitlines()
-    lines.insert(2, "{not json")
+    lines.insert(0, "{not json")
     lines.insert(5, json.dumps({"input": "q", "gts": "1", "score": 1}))
     path.write_text("\n".join(lines) + "\n")
-    with pytest.raises(RolloutFileError, match=r"1\.jsonl:3: bad JSON"):
+    with pytest.raises(RolloutFileError, match=r"1\.jsonl:1: bad JSON"):
         load_rollouts(dump)
     loaded = load_rollouts(dump, skip_bad=True)
     assert len(loaded.rollouts) == 8  # no good row lost
-    assert [line for _, line, _ in loaded.skipped] == [3, 6]
+    assert [line for _, line, _ in loaded.skipped] == [1, 6]
     assert "output" in loaded.skipped[1][2]
 
 

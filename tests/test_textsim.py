@@ -98,3 +98,13 @@ def test_lsh_index_rejects_bad_settings():
         textsim.LSHIndex(num_perm=128, bands=30)
     with pytest.raises(ValueError, match="threshold"):
         textsim.LSHIndex(threshold=0.0)
+
+
+def test_hostile_texts_hash_without_error():
+    texts = ["nul\x00byte inside a text", "lone \udc80 surrogate \ud800 here", "x" * 1_000_000,
+             "\\boxed{" * 10_000, "日本語 のテキスト です", "\n\n\t"]
+    signatures = textsim.oph_signatures(texts)
+    assert signatures.shape == (len(texts), textsim.DEFAULT_BINS)
+    sims = textsim.oph_similarity(signatures)
+    assert np.all((sims >= 0) & (sims <= 1))
+    assert sims[2, 2] == 1.0 and sims[0, 1] == 0.0
