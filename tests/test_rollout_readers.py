@@ -143,3 +143,18 @@ def test_format_detection_and_step_order(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RolloutFileError, match="no .jsonl or .parquet"):
         expand_paths(tmp_path / "empty")
+
+
+def test_logged_acc_beats_a_minus_one_plus_one_score(tmp_path):
+    dump = tmp_path / "dapo"
+    dump.mkdir()
+    rows = [{"input": "What is 1+1?", "output": f"\\boxed{{{2 if ok else 3}}}", "gts": "2",
+             "score": 1.0 if ok else -1.0, "acc": ok, "pred": str(2 if ok else 3), "step": 4}
+            for ok in (True, False, True)]
+    (dump / "4.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_rollouts(dump)
+    assert "'acc'" in loaded.notes[0]
+    assert [r.correct for r in loaded.rollouts] == [True, False, True]
+    assert [r.reward for r in loaded.rollouts] == [1.0, -1.0, 1.0]
+    assert [r.extracted for r in loaded.rollouts] == ["2", "3", "2"]  # verl's logged `pred`
+    assert all(r.reason is None for r in loaded.rollouts)  # no verifier run
