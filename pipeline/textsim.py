@@ -74,18 +74,21 @@ def _powers_of(base: int, size: int) -> np.ndarray:
 
 
 class _Powers:
-    """Cached BASE**i and BASE**-i modulo 2**64, grown on demand."""
+    """Cached BASE**i and BASE**-i modulo 2**64, grown on demand.
+
+    Both arrays are swapped in as one tuple, so threads never see a mismatched pair.
+    """
 
     def __init__(self) -> None:
-        self.forward = np.ones(1, dtype=np.uint64)
-        self.inverse = np.ones(1, dtype=np.uint64)
+        self._arrays = (np.ones(1, dtype=np.uint64), np.ones(1, dtype=np.uint64))
 
     def get(self, length: int) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.forward) < length:
-            size = max(length, 2 * len(self.forward))
-            self.forward = _powers_of(_BASE, size)
-            self.inverse = _powers_of(_BASE_INV, size)
-        return self.forward[:length], self.inverse[:length]
+        arrays = self._arrays
+        if len(arrays[0]) < length:
+            size = max(length, 2 * len(arrays[0]))
+            arrays = (_powers_of(_BASE, size), _powers_of(_BASE_INV, size))
+            self._arrays = arrays
+        return arrays[0][:length], arrays[1][:length]
 
 
 _POWERS = _Powers()
