@@ -317,7 +317,8 @@ def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
     return ProblemDiagnosis(
         problem_id=group.problem_id, prompt=group.prompt, answer=group.answer, label=label,
         reasons=tuple(reasons), is_seed=is_seed, metrics=metrics,
-        history=tuple({"step": g.step, **{k: m[k] for k in HISTORY_KEYS}} for g, m in history),
+        history=tuple({"step": g.step, "label": label_problem(m, config)[0],
+                       **{k: m[k] for k in HISTORY_KEYS}} for g, m in history),
         correct_solutions=solutions)
 
 

@@ -101,7 +101,8 @@ def _mean_pass_at_k(problems: Sequence[ProblemDiagnosis]) -> dict[int, float]:
 
 
 def step_trends(diagnosis: Diagnosis) -> dict[int, dict[str, float]]:
-    """Per step: mean solve rate and mean solution diversity over problems seen then."""
+    """Per step, over the problems seen then: mean solve rate, mean solution diversity and
+    the share labelled memorized at that step."""
     per_step: dict[int, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for problem in diagnosis.problems:
         for point in problem.history:
@@ -111,6 +112,8 @@ def step_trends(diagnosis: Diagnosis) -> dict[int, dict[str, float]]:
                 value = point.get(key)
                 if value is not None and not math.isnan(value):
                     per_step[point["step"]][key].append(value)
+            if "label" in point:
+                per_step[point["step"]]["memorized_share"].append(float(point["label"] == "memorized"))
     return {step: {k: float(np.mean(v)) for k, v in values.items()}
             for step, values in sorted(per_step.items())}
 
@@ -119,11 +122,13 @@ def trend_figure(trends: dict[int, dict[str, float]]) -> Figure:
     figure = Figure(figsize=(6, 3.5))
     axes = figure.subplots()
     steps = sorted(trends)
-    for key, colour in (("diversity/solve_rate", "#1f77b4"), ("diversity/solution_diversity", "#d62728")):
+    for key, colour, name in (("diversity/solve_rate", "#1f77b4", "mean solve rate"),
+                              ("diversity/solution_diversity", "#2ca02c", "mean solution diversity"),
+                              ("memorized_share", "#d62728", "share memorized")):
         axes.plot(steps, [trends[s].get(key, math.nan) for s in steps], marker="o",
-                  label=key.split("/")[1].replace("_", " "), color=colour)
+                  label=name, color=colour)
     axes.set_xlabel("training step")
-    axes.set_ylabel("mean over problems")
+    axes.set_ylabel("over problems seen at the step")
     axes.set_ylim(-0.02, 1.02)
     axes.legend(fontsize=8)
     return figure

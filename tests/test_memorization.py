@@ -88,6 +88,7 @@ def test_history_across_steps_and_latest_step_decides():
     (problem,) = diagnose(groups).problems
     assert problem.label == "memorized"
     assert [h["step"] for h in problem.history] == [1, 2, 3]
+    assert [h["label"] for h in problem.history] == ["learning", "learning", "memorized"]
     assert problem.metrics["trend/solve_rate_slope"] == pytest.approx(0.375)
     assert any("from 0.25 to 1.00" in reason for reason in problem.reasons)
 
