@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
@@ -80,19 +81,6 @@ def test_compute_score_from_four_threads_at_once(verifier_grades):
     assert [r["problem_id"] for r in results] == [f"p-{i}" for i in jobs]
 
 
-def _score_in_child(index: int) -> bool:
-    return compute_score("svs", COMPLETIONS[index], GOLDS[index])["acc"]
-
-
-def test_compute_score_from_worker_processes(verifier_grades):
-    """verl calls the reward from Ray worker processes: each starts its own verifier pool."""
-    context = multiprocessing.get_context("spawn")
-    indices = [0, 1, 2, 7]
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        results = list(pool.map(_score_in_child, indices))
-    assert results == [verifier_grades[i].correct for i in indices]
-
-
 def test_compute_score_without_extra_info_or_with_numbers():
     result = compute_score("svs", "\\boxed{7}", 7)
     assert result["acc"] is True and result["problem_id"] == ""
@@ -148,3 +136,35 @@ def test_trl_reward_logs_ids_and_answers_for_the_completions_table():
     assert rewards == [1.0, 0.0]
     assert logged == {"problem_id": ["p-a", "p-a"], "solution": ["7", "7"], "pred": ["7", None]}
     assert metrics == {"verify/no_answer": 0.5}
+
+
+def test_reward_pool_size_comes_from_the_environment(monkeypatch):
+    from trainer_bridge.rewards import WORKERS_ENV, reward_workers
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert reward_workers() == 2
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert reward_workers() == 3
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    with pytest.raises(ValueError, match="SVS_REWARD_WORKERS='0': set it to a whole number"):
+        reward_workers()
+
+
+def _score_in_child(index: int) -> tuple[int, bool]:
+    return os.getpid(), compute_score("svs", COMPLETIONS[index], GOLDS[index])["acc"]
+
+
+def test_compute_score_from_forked_worker_processes(verifier_grades):
+    """Trainers call rewards from worker processes; a forked child must not reuse the
+    parent's verifier workers (they are not its children): it starts its own pool."""
+    from trainer_bridge.rewards import reward_pool
+
+    parent_pool = reward_pool()
+    assert compute_score("svs", "\\boxed{1/2}", "0.5")["acc"] is True
+    context = multiprocessing.get_context("fork")
+    indices = [4, 8, 9, 7]  # need sympy in the child's own sandbox workers
+    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
+        results = list(pool.map(_score_in_child, indices))
+    assert [acc for _, acc in results] == [verifier_grades[i].correct for i in indices]
+    assert os.getpid() not in {pid for pid, _ in results}
+    assert reward_pool() is parent_pool

@@ -1,13 +1,16 @@
 r"""Reward functions for verl, TRL and OpenRLHF, all backed by svs's verifier.
 
 Each one extracts the final answer from the completion and checks it against the
-reference with `verifiers.grader.grade_batch` (math-verify in sandboxed worker processes
-with hard timeouts), so a hostile completion costs one zero reward, never the run. The
+reference with `verifiers.grader` (the machinery of `grade_batch`: math-verify in
+sandboxed worker processes with hard timeouts), so a hostile completion costs one zero reward, never the run. The
 reward is 1.0 for a correct answer and 0.0 otherwise.
 
-Thread and process safety: the verifier pool behind `grade_batch` is guarded by a lock
-(calls from several threads are served one batch at a time) and is per process (a forked
-or spawned worker starts its own pool on first use). Nothing here keeps other state.
+Thread and process safety: every process gets its own small verifier pool (the same
+`VerifierPool` that backs `grade_batch`), started on first use and replaced after a fork;
+the pool is guarded by a lock, so calls from several threads are served one batch at a
+time. Trainers run rewards in many processes at once (verl: `reward.num_workers` Ray
+workers, 8 by default), so the pool is small: `SVS_REWARD_WORKERS` sandbox processes per
+trainer process (default 2), not one per core as `grade_batch`'s shared pool has.
 
 - verl: `compute_score(data_source, solution_str, ground_truth, extra_info=None, **kw)`
   returns a dict; verl logs every key and writes them into `rollout_data_dir` dumps, so
@@ -28,12 +31,17 @@ only answers the completion marked, boxed or "Answer: ..."). verl passes them th
 
 from __future__ import annotations
 
+import atexit
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from verifiers.grader import Grade, grade_batch
+from verifiers.grader import Grade, VerifierPool
 
 DEFAULT_TIMEOUT_S = 5.0
+WORKERS_ENV = "SVS_REWARD_WORKERS"
+DEFAULT_WORKERS = 2
 VERL_KEYS = ("score", "acc", "pred", "problem_id", "reason")
 
 
@@ -53,11 +61,37 @@ def _check_settings(timeout_s: float, accept_guessed: bool) -> None:
         raise TypeError(f"accept_guessed must be true or false, got {accept_guessed!r}")
 
 
+_pool: VerifierPool | None = None
+_pool_pid: int | None = None
+_pool_lock = threading.Lock()
+
+
+def reward_workers() -> int:
+    """Sandbox processes per trainer process: `SVS_REWARD_WORKERS`, default 2."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return DEFAULT_WORKERS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{WORKERS_ENV}={raw!r}: set it to a whole number >= 1 "
+                         "(verifier processes per trainer process)")
+    return int(raw)
+
+
+def reward_pool() -> VerifierPool:
+    """This process's verifier pool for rewards, started on first use (new after a fork)."""
+    global _pool, _pool_pid
+    with _pool_lock:
+        if _pool is None or _pool_pid != os.getpid():
+            _pool, _pool_pid = VerifierPool(workers=reward_workers()), os.getpid()
+            atexit.register(_pool.close)
+        return _pool
+
+
 def _grades(golds: Sequence[str], completions: Sequence[str], timeout_s: float,
             accept_guessed: bool) -> list[Grade]:
     _check_settings(timeout_s, accept_guessed)
     texts = [c if isinstance(c, str) else "" for c in completions]
-    grades = grade_batch(list(zip(golds, texts, strict=True)), timeout_s=timeout_s)
+    grades = reward_pool().grade(list(zip(golds, texts, strict=True)), timeout_s=timeout_s)
     if accept_guessed:
         return grades
     return [Grade(False, "guessed", g.extracted, "answer taken from the last number only",
