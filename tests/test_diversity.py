@@ -134,3 +134,12 @@ def test_similarity_clusters_chain_light_rewordings():
     assert diversity.similarity_clusters(sim, 0.4) == [[0, 1, 2]]
     assert diversity.similarity_clusters(sim, 0.6) == [[0], [1], [2]]
     assert diversity.effective_count([4, 4, 4, 4]) == pytest.approx(4.0)
+
+
+@given(st.text(max_size=300), st.integers(2, 12))
+@settings(max_examples=40, deadline=None)
+def test_any_identical_correct_completions_have_minimum_diversity(text, n):
+    metrics = diversity.group_metrics(_group([text] * n, [True] * n))
+    assert metrics["diversity/mean_similarity"] == 1.0
+    assert metrics["diversity/effective_solutions"] == 1.0
+    assert metrics["diversity/clusters"] == 1
