@@ -332,7 +332,7 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
     try:
         for step in range(start + 1, config.steps + 1):
             began = time.perf_counter()
-            metrics: dict[str, Any] = {}
+            metrics: dict[str, Any] = {"train/prompt_refreshed": 0.0}
             # Periodic refresh: look for a newer prompt-set version at the boundary.
             if not problems or (config.refresh_every and (step - 1) % config.refresh_every == 0):
                 new_version, problems = source.current()
