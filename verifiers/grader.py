@@ -231,11 +231,16 @@ class VerifierPool:
             if worker.ready and worker.chunk is None and queue:
                 chunk = queue.popleft()
                 try:
+                    if worker.exitcode is not None:
+                        raise OSError("worker exited while idle")
                     worker.conn.send(("chunk", chunk.gold, chunk.items, self._timeout_s))
-                except (OSError, ValueError):  # died while idle: replace and retry
+                except (OSError, ValueError):
+                    # Died while idle: replace it and give the chunk to a worker that is
+                    # ready (the replacement's "ready" would reset a running deadline).
                     worker.kill()
-                    self._workers[index] = worker = self._spawn()
-                    worker.conn.send(("chunk", chunk.gold, chunk.items, self._timeout_s))
+                    self._workers[index] = self._spawn()
+                    queue.appendleft(chunk)
+                    continue
                 worker.chunk = chunk
                 worker.deadline = time.monotonic() + self._timeout_s + HARD_GRACE_S
 
