@@ -4,8 +4,8 @@
 
 1. verl's `RLHFDataset` loads the parquet with the tiny tokenizer (overlong filter on,
    so a missing chat template would drop every row).
-2. verl's `get_custom_reward_fn` loads `trainer_bridge/rewards.py:compute_score` by file
-   path, and verl's `NaiveRewardManager` scores a correct and a wrong response for every
+2. verl's `get_custom_reward_fn` loads `compute_score` from `pkg://trainer_bridge.rewards`
+   (the documented config line), and verl's `NaiveRewardManager` scores a correct and a wrong response for every
    row, all requests at once on its event loop (so from several executor threads).
 3. verl's trainer writes those results as a `rollout_data_dir` dump.
 
@@ -27,8 +27,6 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
 from verl.utils.dataset.rl_dataset import RLHFDataset
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def load_dataset(parquet: str, tokenizer, work: Path) -> RLHFDataset:
@@ -61,7 +59,7 @@ def main(parquet: str, tokenizer_dir: str, work_dir: str) -> None:
     rows = [dataset[i] for i in range(len(dataset))]
 
     config = OmegaConf.create({"reward": {"custom_reward_function": {
-        "path": str(REPO / "trainer_bridge" / "rewards.py"), "name": "compute_score",
+        "path": "pkg://trainer_bridge.rewards", "name": "compute_score",
         "reward_kwargs": {"timeout_s": 5.0}}}})
     compute_score = get_custom_reward_fn(config)
     manager = NaiveRewardManager(config, tokenizer, compute_score)
