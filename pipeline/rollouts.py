@@ -214,7 +214,8 @@ def _step_from_name(path: Path) -> int | None:
 
 
 def detect_format(path: Path) -> str:
-    """`native`, `verl` or `trl` for one file, from its columns (or first JSON line)."""
+    """`native`, `verl` or `trl` for one file, from its columns (or first JSON object);
+    `empty` for a jsonl file without any line."""
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -223,11 +224,14 @@ def detect_format(path: Path) -> str:
         except Exception as exc:  # pyarrow raises several types for corrupt files
             raise RolloutFileError(path, None, f"not a readable parquet file ({exc})") from exc
     else:
-        names = set()
+        names, seen = set(), False
         for count, (_, row, _) in enumerate(iter_records(path)):
+            seen = True
             if isinstance(row, Mapping) or count >= 20:  # the first good row decides
                 names = set(row) if isinstance(row, Mapping) else set()
                 break
+        if not seen:
+            return "empty"
     if {"problem_id", "prompt", "answer", "completion"} <= names:
         return "native"
     if {"input", "output"} <= names:
@@ -308,10 +312,13 @@ def _dump_rollouts(path: Path, fmt: str, skip_bad: bool, correct_column: str | N
             continue
         rows.append((line, row))
     plain = [row for _, row in rows]
+    if not plain:
+        out.notes.append(f"{path}: no rollout rows")
+        return
     if fmt == "verl":
         rewards = ["score"]
     else:
-        rewards = [k for k in (plain[0] if plain else {}) if k not in _TRL_NON_REWARD
+        rewards = [k for k in plain[0] if k not in _TRL_NON_REWARD
                    and k not in _GOLD_KEYS and isinstance(plain[0][k], int | float)]
     source, note = _correctness_source(path, plain, rewards, correct_column)
     out.notes.append(note)
@@ -322,8 +329,11 @@ def _dump_rollouts(path: Path, fmt: str, skip_bad: bool, correct_column: str | N
         gold = _answer_str(gold) if isinstance(gold, str | int | float) else str(gold)
         pid = row.get("problem_id")
         step = row.get("step", file_step)
-        reward = row.get("score") if fmt == "verl" else (row.get(rewards[0]) if rewards else None)
-        correct = None if source is None else bool(row.get(source) and row[source] > 0)
+        reward = row.get("score") if fmt == "verl" else row.get(
+            source if source in rewards else (rewards[0] if rewards else ""))
+        value = row.get(source) if source is not None else None
+        correct = None if source is None else (
+            isinstance(value, bool | int | float) and not math.isnan(value) and value > 0)
         extracted = row.get("pred") if isinstance(row.get("pred"), str) else None
         out.rollouts.append(Rollout(
             problem_id=pid if isinstance(pid, str) and pid else problem_id(prompt, gold),
@@ -356,7 +366,9 @@ def load_rollouts(paths: list[Path | str] | Path | str, *, skip_bad: bool = Fals
     for path in files:
         fmt = detect_format(path)
         out.formats[str(path)] = fmt
-        if fmt == "native":
+        if fmt == "empty":
+            out.notes.append(f"{path}: no rollout rows")
+        elif fmt == "native":
             rollouts, read = read_native(path, skip_bad=skip_bad)
             out.rollouts.extend(rollouts)
             out.skipped.extend(read.skipped)

@@ -158,3 +158,15 @@ def test_logged_acc_beats_a_minus_one_plus_one_score(tmp_path):
     assert [r.reward for r in loaded.rollouts] == [1.0, -1.0, 1.0]
     assert [r.extracted for r in loaded.rollouts] == ["2", "3", "2"]  # verl's logged `pred`
     assert all(r.reason is None for r in loaded.rollouts)  # no verifier run
+
+
+def test_empty_dump_file_and_odd_correct_column_values(tmp_path):
+    dump = tmp_path / "d"
+    dump.mkdir()
+    (dump / "1.jsonl").write_text("\n\n")
+    rows = [{"input": "q1", "output": "\\boxed{1}", "gts": "1", "score": 0.3, "step": 2,
+             "verdict": value} for value in ("yes", None, float("nan"), 2, True)]
+    (dump / "2.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    loaded = load_rollouts(dump, correct_column="verdict")
+    assert "no rollout rows" in loaded.notes[0]
+    assert [r.correct for r in loaded.rollouts] == [False, False, False, True, True]
