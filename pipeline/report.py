@@ -246,3 +246,19 @@ def diagnose_paths(inputs: Sequence[Path | str], out_dir: Path | str, *,
     diagnosis = diagnose(groups, config, progress=progress)
     json_path, html_path = write_report(diagnosis, out_dir)
     return diagnosis, loaded, json_path, html_path
+
+
+def trend_summary(diagnosis: Diagnosis) -> str | None:
+    """One line on how the run moved between its first and last step, or None."""
+    trends = step_trends(diagnosis)
+    if len(trends) < 2:
+        return None
+    first, last = min(trends), max(trends)
+
+    def move(key: str, percent: bool = False) -> str:
+        a, b = trends[first].get(key, math.nan), trends[last].get(key, math.nan)
+        return f"{a:.0%} -> {b:.0%}" if percent else f"{a:.2f} -> {b:.2f}"
+
+    return (f"steps {first} -> {last}: mean solve rate {move('diversity/solve_rate')}, "
+            f"solution diversity {move('diversity/solution_diversity')}, "
+            f"share memorized {move('memorized_share', percent=True)}")

@@ -83,6 +83,7 @@ def test_diagnose_a_verl_dump_folder_with_no_flags(tmp_path, monkeypatch):
     diagnosis = _check_report(tmp_path / "svs-diagnosis", EXPECTED)
     assert diagnosis.steps == (1, 2)
     assert "Per-step trends" in (tmp_path / "svs-diagnosis" / "report.html").read_text()
+    assert "steps 1 -> 2: mean solve rate" in result.output
     seed = diagnosis["q2"]
     assert seed.is_seed and len(seed.correct_solutions) == 3
 
