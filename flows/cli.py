@@ -277,3 +277,71 @@ def refresh(
     if summary.outcome == "published":
         Console().print(table)
     print(line)
+
+
+def _runner_option(runner: str, workers: int, address: str | None) -> dict:
+    from flows.runners import RunnerConfig
+
+    RunnerConfig(kind=runner, workers=workers, address=address)  # checked before any work
+    return {"kind": runner, "workers": workers, "address": address}
+
+
+RUNNER_OPTION = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs[dask]' / 'svs[ray]').")
+WORKERS_OPTION = typer.Option(2, "--workers", help="Workers of a local Dask cluster / CPUs of a local Ray instance.")
+ADDRESS_OPTION = typer.Option(None, "--address", help="A running Dask scheduler or Ray cluster to use instead of a local one.")
+
+
+@app.command()
+def serve(
+    deployments: Path = typer.Argument(..., help="YAML file with a `deployments:` list (name, flow, interval or cron, parameters)."),
+    limit: int | None = typer.Option(None, "--limit", help="Most flow runs at the same time."),
+) -> None:
+    """Serve svs flows on cron / interval schedules until Ctrl-C (docs/flows.md)."""
+    from flows.deploy import api_mode, load_specs
+    from flows.deploy import serve as run_serve
+
+    try:
+        specs = load_specs(deployments)
+    except ValueError as exc:
+        _fail(exc)
+    for spec in specs:
+        when = f"every {spec.interval}" if spec.interval is not None else f"cron '{spec.cron}'"
+        print(f"{spec.name}: {spec.flow} flow, {when}{' (paused)' if spec.paused else ''}")
+    print(f"serving {len(specs)} deployment(s) against the {api_mode()}")
+    run_serve(specs, limit=limit)
+
+
+@app.command()
+def watch(
+    folder: Path = typer.Argument(..., help="Folder a trainer writes rollout dumps into (e.g. verl's rollout_data_dir)."),
+    set_name: str | None = typer.Option(None, "--set", help="Prompt set to refresh with the new files; without it the files are only diagnosed."),
+    store: Path = STORE_OPTION,
+    config: Path | None = typer.Option(None, "--config", "-c", help="Refresh config file (sections refresh, diagnosis, synthesizers, ...)."),
+    model: str | None = typer.Option(None, "--model", help="Local model folder for synthesis and verification."),
+    prompts: Path | None = typer.Option(None, "--prompts", help="Problems file imported as v1 when the set does not exist yet."),
+    export: list[str] = typer.Option([], "--export", help="FORMAT=PATH after each refresh; {name} and {version} are filled in."),
+    out: Path = typer.Option(Path("svs-watch-reports"), "--out", "-o", help="Diagnosis reports (one folder per run) when no --set is given."),
+    state: Path | None = typer.Option(None, "--state", help="State file remembering processed files (default: FOLDER/.svs-watch.json)."),
+    settle: float = typer.Option(10.0, "--settle", help="Files modified within this many seconds wait for the next run."),
+    runner: str = RUNNER_OPTION,
+    workers: int = WORKERS_OPTION,
+    address: str | None = ADDRESS_OPTION,
+) -> None:
+    """Process the dump files that are new since the last run, once each."""
+    from flows.watch import WatchStateError, watch_flow
+
+    try:
+        runner_spec = _runner_option(runner, workers, address)
+        if set_name is not None:
+            refresh = {"store": str(store), "name": set_name, "config": str(config) if config else None,
+                       "model": model, "prompts": str(prompts) if prompts else None,
+                       "exports": list(export), "runner": runner_spec}
+            result = watch_flow(str(folder), state_file=str(state) if state else None,
+                                settle_s=settle, refresh=refresh)
+        else:
+            result = watch_flow(str(folder), state_file=str(state) if state else None, settle_s=settle,
+                                diagnose={"out": str(out), "runner": runner_spec})
+    except (WatchStateError, *_STORE_ERRORS) as exc:
+        _fail(exc)
+    done = result["processed"]
+    print(f"{result['status']}: {len(done)} new file(s) processed" + (f" ({', '.join(done[:5])})" if done else ""))
