@@ -99,9 +99,16 @@ def similarity_clusters(similarity: np.ndarray, threshold: float) -> list[list[i
     when the two most distant rewordings fall below the threshold. Largest first.
     """
     n = similarity.shape[0]
+    if n == 0:
+        return []
+    linked = similarity >= threshold
+    if linked.all():  # fast paths for the two common extremes; same result as the graph
+        return [list(range(n))]
+    if not np.triu(linked, k=1).any():
+        return [[i] for i in range(n)]
     graph = nx.Graph()
     graph.add_nodes_from(range(n))
-    rows, cols = np.nonzero(np.triu(similarity >= threshold, k=1))
+    rows, cols = np.nonzero(np.triu(linked, k=1))
     graph.add_edges_from(zip(rows.tolist(), cols.tolist(), strict=True))
     clusters = [sorted(c) for c in nx.connected_components(graph)]
     return sorted(clusters, key=lambda c: (-len(c), c[0]))

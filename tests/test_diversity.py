@@ -134,6 +134,7 @@ def test_similarity_clusters_chain_light_rewordings():
     assert diversity.similarity_clusters(sim, 0.4) == [[0, 1, 2]]
     assert diversity.similarity_clusters(sim, 0.6) == [[0], [1], [2]]
     assert diversity.effective_count([4, 4, 4, 4]) == pytest.approx(4.0)
+    assert diversity.similarity_clusters(np.zeros((0, 0)), 0.4) == []
 
 
 @given(st.text(max_size=300), st.integers(2, 12))
@@ -143,3 +144,18 @@ def test_any_identical_correct_completions_have_minimum_diversity(text, n):
     assert metrics["diversity/mean_similarity"] == 1.0
     assert metrics["diversity/effective_solutions"] == 1.0
     assert metrics["diversity/clusters"] == 1
+
+
+@given(st.integers(1, 9), st.floats(0.05, 0.95), st.randoms(use_true_random=False))
+@settings(max_examples=60, deadline=None)
+def test_cluster_fast_paths_agree_with_the_graph(n, threshold, rng):
+    import networkx as nx
+
+    values = np.array([[rng.choice([0.0, 0.3, 0.6, 1.0]) for _ in range(n)] for _ in range(n)])
+    sim = np.maximum(values, values.T)
+    np.fill_diagonal(sim, 1.0)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((i, j) for i in range(n) for j in range(i + 1, n) if sim[i, j] >= threshold)
+    expected = sorted((sorted(c) for c in nx.connected_components(graph)), key=lambda c: (-len(c), c[0]))
+    assert diversity.similarity_clusters(sim, threshold) == expected
