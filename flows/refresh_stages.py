@@ -139,6 +139,8 @@ def load_base(store: PromptStore, name: str, prompts: Path | None,
 
         import_into_store(store, name, prompts, "table", columns or ColumnMap(), add=False)
         return store.load(name), "imported"
+    if prompts is not None:
+        return store.load(name), f"stored; --prompts {prompts} ignored, the set exists"
     return store.load(name), "stored"
 
 
@@ -251,13 +253,19 @@ def diagnose(groups: Sequence[RolloutGroup], config: Any) -> Any:
 
 
 def seeds_from(base: PromptSet, diagnosis: Any) -> list[Any]:
-    """One seed per correct solution of every problem the diagnosis marked as a seed."""
+    """One seed per distinct correct solution of every problem marked as a seed."""
     from synthesizers.registry import Seed
 
     by_id = {p.id: p for p in base.problems}
-    return [Seed(by_id[d.problem_id], solution, rollout_ref=f"{d.problem_id}#{index}")
-            for d in diagnosis.seeds() if d.problem_id in by_id
-            for index, solution in enumerate(d.correct_solutions)]
+    seeds, seen = [], set()
+    for diagnosed in diagnosis.seeds():
+        for index, solution in enumerate(diagnosed.correct_solutions):
+            key = (diagnosed.problem_id, normalize_text(solution))
+            if diagnosed.problem_id in by_id and key not in seen:  # same text, same prompt
+                seen.add(key)
+                seeds.append(Seed(by_id[diagnosed.problem_id], solution,
+                                  rollout_ref=f"{diagnosed.problem_id}#{index}"))
+    return seeds
 
 
 def synthesize(seeds: Sequence[Any], policy: Any, config: RefreshRunConfig) -> list[Any]:

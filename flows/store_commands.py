@@ -54,7 +54,7 @@ def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, colum
     with store.lock(name, purpose="import"):
         if not store.exists(name):
             graph = lineage.graph_for(problems, 1)
-            new = NewVersion(problems, graph, weights=weights, note=f"imported from {path}")
+            new = NewVersion(problems, graph, weights=weights, note=f"import {Path(path).name}")
             return store.publish(name, new, parent=None, run_key=key), len(problems), duplicates
         if not add:
             raise StoreError(f"prompt set {name!r} already exists (current "
@@ -72,7 +72,7 @@ def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, colum
         lineage.mark_active(graph, (p.id for p in fresh))
         new = NewVersion([*base.problems, *fresh], graph,
                          weights={**base.weights, **{p.id: weights.get(p.id, 1.0) for p in fresh}},
-                         summary={"added": len(fresh)}, note=f"added from {path}")
+                         summary={"added": len(fresh)}, note=f"add {Path(path).name}")
         result = store.publish(name, new, parent=base.version, run_key=key)
         return result, len(fresh), duplicates + len(problems) - len(fresh)
 
@@ -80,25 +80,25 @@ def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, colum
 def versions_table(store: PromptStore, name: str) -> Table:
     current = store.current(name)
     table = Table(title=f"{name} in {store.root}")
-    for column in ("version", "parent", "created (UTC)", "problems", "originals", "added",
-                   "retired", "rejects", "status", "note"):
-        table.add_column(column, overflow="fold", justify="right" if column in (
-            "problems", "originals", "added", "retired", "rejects") else "left")
+    for column in ("version", "parent", "created UTC", "size", "added", "retired", "rejects",
+                   "note"):
+        table.add_column(column, justify="right" if column in ("size", "added", "retired",
+                                                              "rejects") else "left",
+                         overflow="fold", min_width=12 if column == "note" else None)
     for version in store.versions(name):
         marker = " *" if version == current else ""
         try:
             manifest = store.verify(name, version)
         except CorruptVersionError as exc:
-            table.add_row(version_label(version) + marker, "?", "?", "?", "?", "?", "?", "?",
-                          f"[red]corrupt: {exc.file}[/red]", "")
+            table.add_row(version_label(version) + marker, "?", "?", "?", "?", "?", "?",
+                          f"[red]corrupt: {exc.file}[/red]")
             continue
         summary = manifest.get("summary") or {}
         added = summary.get("added", manifest["n_problems"] if manifest["parent"] is None else "")
         table.add_row(version_label(version) + marker, version_label(manifest["parent"]),
                       manifest["created_at"][5:16].replace("T", " "), str(manifest["n_problems"]),
-                      str(manifest["counts"]["source"].get("original", 0)), str(added),
-                      str(len(summary.get("retired", {}))), str(manifest["n_rejects"]),
-                      "ok", manifest.get("note", ""))
+                      str(added), str(len(summary.get("retired", {}))),
+                      str(manifest["n_rejects"]), manifest.get("note", ""))
     return table
 
 

@@ -195,7 +195,15 @@ class PromptStore:
         path = self.set_dir(name) / "history.jsonl"
         if not path.exists():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        entries = []
+        for line in path.read_text(errors="replace").splitlines():
+            try:  # a line torn by a crash mid-append is skipped, not fatal
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("version"), int):
+                entries.append(entry)
+        return entries
 
     def manifest(self, name: str, version: int) -> dict[str, Any]:
         folder = self.set_dir(name) / "versions" / version_label(version)
@@ -264,7 +272,7 @@ class PromptStore:
         """Hold the set's lock; fail at once (SetLockedError) when another process has it."""
         folder = self.set_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        path = str(folder / "lock")
+        path = os.path.realpath(folder / "lock")
         if path in _HELD:
             fd, depth = _HELD[path]
             _HELD[path] = (fd, depth + 1)

@@ -194,3 +194,46 @@ def test_two_concurrent_refreshes_one_publishes_the_other_fails_clearly(workdir)
     assert store.versions("demo") == [1, 2] and store.current("demo") == 2
     # nothing lost: the loser re-run sees the winner's version of the same inputs
     assert "already published" in cli(*refresh_args(workdir)).output
+
+
+@pytest.mark.slow
+def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path, toy_policy_dir):
+    """As a new user: problems + rollouts + a local model, one `svs refresh`, then diff."""
+    from tiny_models import SEED_PROBLEM, SEED_SOLUTION, TOY_TEMPLATE
+
+    problems = [(SEED_PROBLEM.text, SEED_PROBLEM.answer), ("What is 10 + 5?", "15"),
+                ("What is 2 + 9?", "11")]
+    with open(tmp_path / "problems.jsonl", "w") as handle:
+        for text, answer in problems:
+            handle.write(json.dumps({"problem": text, "answer": answer}) + "\n")
+    completions = {SEED_PROBLEM.text: [SEED_SOLUTION] * 2 + ["\\boxed{8}"] * 6,  # a seed
+                   "What is 10 + 5?": ["10 + 5 = \\boxed{15}"] * 8,  # memorized
+                   "What is 2 + 9?": ["\\boxed{12}"] * 8}  # unsolved
+    with open(tmp_path / "rollouts.jsonl", "w") as handle:
+        for index, (text, answer) in enumerate(problems):
+            for completion in completions[text]:
+                handle.write(json.dumps({"problem_id": f"q{index}", "prompt": text,
+                                         "answer": answer, "completion": completion,
+                                         "step": 10}) + "\n")
+    (tmp_path / "template.txt").write_text(TOY_TEMPLATE)
+    (tmp_path / "refresh.yaml").write_text(json.dumps({
+        "synthesizers": ["svs"],
+        "svs": {"template_path": str(tmp_path / "template.txt"), "max_new_tokens": 40},
+        "consistency": {"max_new_tokens": 16}}))
+    result = cli("refresh", "--store", tmp_path / "store", "--set", "demo",
+                 "--prompts", tmp_path / "problems.jsonl", "--rollouts", tmp_path / "rollouts.jsonl",
+                 "--model", toy_policy_dir, "--config", tmp_path / "refresh.yaml")
+    assert result.exit_code == 0, result.output
+    assert "demo@v2: published" in result.output
+    store = PromptStore(tmp_path / "store")
+    v2 = store.load("demo")
+    assert v2.version == 2 and v2.parent == 1
+    assert v2.rejects and all(r["reason"] for r in v2.rejects)
+    reasons = {r["reason"] for r in v2.rejects}
+    assert reasons & {"too_easy", "unsolvable", "no_problem_extracted", "near_duplicate"}
+    diff = cli("diff", "v1", "v2", "--store", tmp_path / "store", "--set", "demo", "--json")
+    data = json.loads(diff.output)
+    memorized = [c for c in data["changed"] if c["field"] == "weight"]
+    assert memorized and memorized[0]["new"] == 0.25
+    for problem_id in data["added"]:
+        assert v2.lineage.nodes[problem_id]["synthesizer"] == "svs"
