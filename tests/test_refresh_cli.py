@@ -110,7 +110,7 @@ def test_refresh_imports_a_plain_file_first(workdir):
     assert result.exit_code == 0, result.output
     store = PromptStore(workdir / "store")
     assert store.versions("demo") == [1, 2]
-    assert store.manifest("demo", 1)["note"].startswith("imported from")
+    assert store.manifest("demo", 1)["note"] == "import problems.jsonl"
 
 
 def test_clear_errors(workdir):
