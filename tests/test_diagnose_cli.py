@@ -128,3 +128,23 @@ def test_diagnose_survives_invalid_utf8_and_hostile_text(tmp_path):
     assert result.exit_code == 0, result.output
     diagnosis = Diagnosis.from_json((tmp_path / "o" / "report.json").read_text())
     assert diagnosis["h"].metrics["diversity/n"] == 5
+
+
+def test_benchmark_scripts_run_at_small_size(tmp_path):
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    bench = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "diagnose_bench.py"), "--problems", "40",
+         "--subset", "10", "--data", str(tmp_path / "bench.parquet")],
+        capture_output=True, text=True, timeout=240)
+    assert bench.returncode == 0, bench.stderr
+    assert "parquet -> report.json" in bench.stdout and "ratio" in bench.stdout
+    result = json.loads(bench.stdout.strip().splitlines()[-1])
+    assert result["peak_gb"] > 0 and result["rollouts_per_s"] > 0
+    planted = subprocess.run(
+        [sys.executable, str(root / "benchmarks" / "planted.py"), "--problems", "60"],
+        capture_output=True, text=True, timeout=240)
+    assert planted.returncode == 0, planted.stdout + planted.stderr
+    assert "memorized precision" in planted.stdout
