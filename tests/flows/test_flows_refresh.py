@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import REFRESH_CONFIG
+from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
 from flows import refresh_stages
 from flows.refresh_flow import export_targets, refresh_flow
@@ -101,8 +101,6 @@ def test_final_failure_leaves_the_previous_version_current(workdir, monkeypatch)
 
     run(workdir)  # v2 from the first rollouts
     monkeypatch.setattr(refresh_stages, "publish", broken)
-    from conftest import write_rollouts
-
     write_rollouts(workdir / "later.jsonl", step=4, seed=1)
     state = run(workdir, rollouts=[str(workdir / "later.jsonl")], io_retries=1,
                 return_state=True)

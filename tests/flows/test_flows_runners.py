@@ -3,7 +3,7 @@
 import random
 
 import pytest
-from conftest import write_rollouts
+from flow_fixtures import write_rollouts
 
 from flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
 from pipeline.memorization import DiagnosisConfig, diagnose

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REFRESH_CONFIG
+from flow_fixtures import REFRESH_CONFIG
 
 from flows.deploy import DeploymentSpec, build_deployments, load_specs, parse_interval
 from pipeline.store import PromptStore

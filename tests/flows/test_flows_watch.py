@@ -5,7 +5,7 @@ import os
 import time
 
 import pytest
-from conftest import REFRESH_CONFIG, write_rollouts
+from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
 from flows.watch import (
     WatchLockedError,
