@@ -26,6 +26,9 @@ TAIL_CHARS = 300
 # commands are tried.
 MAX_BOXED_CHARS = 20_000
 MAX_BOXED_TRIES = 50
+# Longer answers go to math-verify: this keeps every number the fast path converts far
+# below Python's 4300-digit limit on int(str) (a ValueError in the caller's process).
+MAX_FAST_CHARS = 200
 
 _ANSWER_LINE = re.compile(
     r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(?P<body>[^\n]{1,500})",
@@ -302,6 +305,8 @@ def fast_equivalence(gold: str, answer: str) -> bool | None:
     gold_c, answer_c = canonical_answer(gold), canonical_answer(answer)
     if gold_c == answer_c and gold_c:
         return True
+    if max(len(gold_c), len(answer_c)) > MAX_FAST_CHARS:
+        return None
     # "x=3" against a gold of "3" (or the reverse) is read as the assignment's value.
     if _ASSIGNMENT.match(answer_c) and "=" not in gold_c:
         answer_c = answer_c[2:]

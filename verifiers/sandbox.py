@@ -32,6 +32,7 @@ import resource
 import signal
 import sys
 import tempfile
+import unicodedata
 from multiprocessing.connection import Connection
 
 # Python-code markers that never occur in a mathematical answer.
@@ -52,7 +53,8 @@ def _on_alarm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 
 def looks_like_code(text: str) -> bool:
-    return _CODE_MARKERS.search(text) is not None
+    # NFKC first: Python folds identifiers that way, so "ｅｘｅｃ" *is* exec to parse_expr.
+    return _CODE_MARKERS.search(unicodedata.normalize("NFKC", text)) is not None
 
 
 def _limit_resources(memory_mb: int, cpu_seconds: int) -> None:
