@@ -135,6 +135,10 @@ def test_verl_loads_our_parquet_and_scores_with_our_reward(problems, tiny_model,
     report = _run_check(python, "check_verl.py", str(data), str(tiny_model), str(tmp_path))
 
     assert report["verl_version"] == "0.9.1"
+    # the configuration lines of docs/trainers.md, composed by Hydra into verl's config
+    assert report["dataset_class"] == "RLHFDataset"
+    assert report["reward_fn"] == ["trainer_bridge.rewards", "compute_score", {"timeout_s": 5}]
+    assert report["ray_env"]["SVS_REWARD_WORKERS"] == "2"
     assert report["rows"] == len(problems)  # the overlong filter kept every row
     assert {"raw_prompt", "data_source", "reward_model", "extra_info"} <= set(report["item_keys"])
     assert report["raw_prompt"] == [{"role": "user", "content": prompt_text(problems[0],

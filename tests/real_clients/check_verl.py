@@ -2,10 +2,12 @@
 
     python check_verl.py EXPORT.parquet TOKENIZER_DIR WORK_DIR
 
-1. verl's `RLHFDataset` loads the parquet with the tiny tokenizer (overlong filter on,
-   so a missing chat template would drop every row).
-2. verl's `get_custom_reward_fn` loads `compute_score` from `pkg://trainer_bridge.rewards`
-   (the documented config line), and verl's `NaiveRewardManager` scores a correct and a wrong response for every
+1. verl's `ppo_trainer` config is composed (Hydra) with the configuration lines of
+   docs/trainers.md, and verl's `create_rl_dataset` builds the dataset (`RLHFDataset`)
+   from it with the tiny tokenizer (overlong filter on, so a missing chat template would
+   drop every row).
+2. verl's `get_custom_reward_fn` loads `compute_score` from that config
+   (`pkg://trainer_bridge.rewards`, `reward_kwargs`), and verl's `NaiveRewardManager` scores a correct and a wrong response for every
    row, all requests at once on its event loop (so from several executor threads).
 3. verl's trainer writes those results as a `rollout_data_dir` dump.
 
@@ -21,21 +23,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
+import verl
 from transformers import AutoTokenizer
 from verl import DataProto
 from verl.experimental.reward_loop.reward_manager.naive import NaiveRewardManager
 from verl.trainer.ppo.reward import get_custom_reward_fn
-from verl.utils.dataset.rl_dataset import RLHFDataset
+from verl.trainer.ppo.utils import create_rl_dataset
 
 
-def load_dataset(parquet: str, tokenizer, work: Path) -> RLHFDataset:
-    config = OmegaConf.create({
-        "prompt_key": "prompt", "max_prompt_length": 256, "filter_overlong_prompts": True,
-        "truncation": "error", "return_raw_chat": True, "cache_dir": str(work / "cache"),
-        "filter_overlong_prompts_workers": 1,
-    })
-    return RLHFDataset(data_files=[parquet], tokenizer=tokenizer, config=config)
+def verl_config(parquet: str, work: Path):
+    """verl's own `ppo_trainer` config composed with the lines docs/trainers.md gives."""
+    from hydra import compose, initialize_config_dir
+
+    overrides = [
+        f"data.train_files={parquet}",
+        "data.prompt_key=prompt",
+        "reward.custom_reward_function.path=pkg://trainer_bridge.rewards",
+        "reward.custom_reward_function.name=compute_score",
+        "+reward.custom_reward_function.reward_kwargs.timeout_s=5",
+        # quoted: Ray wants string env vars, Hydra would make 2 an int
+        '+ray_kwargs.ray_init.runtime_env.env_vars.SVS_REWARD_WORKERS="2"',
+        # test-only: the overlong filter on (common in verl recipes; a tokenizer without a
+        # chat template would drop every row), a short limit, a cache in the test folder
+        "data.filter_overlong_prompts=True",
+        "data.max_prompt_length=256",
+        f"+data.cache_dir={work / 'cache'}",
+        "data.filter_overlong_prompts_workers=1",
+    ]
+    config_dir = Path(verl.__file__).parent / "trainer" / "config"
+    with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+        return compose(config_name="ppo_trainer", overrides=overrides)
 
 
 def one_item(tokenizer, row: dict, response: str) -> DataProto:
@@ -55,12 +72,10 @@ def one_item(tokenizer, row: dict, response: str) -> DataProto:
 def main(parquet: str, tokenizer_dir: str, work_dir: str) -> None:
     work = Path(work_dir)
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    dataset = load_dataset(parquet, tokenizer, work)
+    config = verl_config(parquet, work)
+    dataset = create_rl_dataset(config.data.train_files, config.data, tokenizer, None)
     rows = [dataset[i] for i in range(len(dataset))]
 
-    config = OmegaConf.create({"reward": {"custom_reward_function": {
-        "path": "pkg://trainer_bridge.rewards", "name": "compute_score",
-        "reward_kwargs": {"timeout_s": 5.0}}}})
     compute_score = get_custom_reward_fn(config)
     manager = NaiveRewardManager(config, tokenizer, compute_score)
     responses, items = [], []
@@ -87,10 +102,13 @@ def main(parquet: str, tokenizer_dir: str, work_dir: str) -> None:
         scores=[r["reward_score"] for r in results],
         reward_extra_infos_dict=extra, dump_path=str(dump_dir), global_steps=1)
 
-    import verl
-
     print(json.dumps({
         "verl_version": verl.__version__,
+        "dataset_class": type(dataset).__name__,
+        # what verl's loader bound to our function, and the env vars Ray workers get
+        "reward_fn": [compute_score.args[0].__module__, compute_score.args[0].__name__,
+                      dict(compute_score.args[1])],
+        "ray_env": dict(config.ray_kwargs.ray_init.runtime_env.env_vars),
         "rows": len(dataset),
         "item_keys": sorted(rows[0]),
         "raw_prompt": rows[0]["raw_prompt"] if isinstance(rows[0]["raw_prompt"], list)
