@@ -3,14 +3,13 @@
 A tiny Llama is taught the format with a short supervised warm-up, so it answers with a
 number but is right only part of the time: reward is reachable and there is room to
 rise. With `synthesis=True` the warm-up also teaches the SvS format: given a solution
-("Solution: 7 ..."), write a problem in a fenced `text` block ("```text\\n3+4=\\n```"),
-about half of the time one whose sum is that solution's.
+("Solution: 7 ..."), write a problem in a fenced `text` block ("```text\\n3+4=\\n```")
+whose sum is that solution's.
 """
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
@@ -26,15 +25,11 @@ def examples() -> list[tuple[str, str]]:
     return [(f"{a}+{b}=", str(a + b)) for a, b in PAIRS]
 
 
-def synthesis_examples(seed: int = 0) -> list[tuple[str, str]]:
-    rng = random.Random(seed)
+def synthesis_examples() -> list[tuple[str, str]]:
     out = []
     for total in range(19):
         prompt = SYNTHESIS_TEMPLATE.replace("{solution}", str(total))
-        right = [(a, b) for a, b in PAIRS if a + b == total]
-        for _ in range(3):
-            a, b = rng.choice(right) if rng.random() < 0.5 else rng.choice(PAIRS)
-            out.append((prompt, f"```text\n{a}+{b}=\n```"))
+        out += [(prompt, f"```text\n{a}+{b}=\n```") for a, b in PAIRS if a + b == total]
     return out
 
 
