@@ -122,6 +122,15 @@ def _answer(value: Any) -> str:
                      f"{type(value).__name__}")
 
 
+def _check_unicode(value: str, what: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"the {what} is not valid Unicode (a lone surrogate at character "
+                         f"{exc.start}); fix the file's encoding") from exc
+    return value
+
+
 def _json_safe(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -148,7 +157,8 @@ def row_to_problem(row: Mapping[str, Any], columns: ColumnMap) -> Problem:
     text = row[text_col]
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"the problem text in column {text_col!r} is empty or not a string")
-    answer = _answer(row[answer_col])
+    _check_unicode(text, "problem text")
+    answer = _check_unicode(_answer(row[answer_col]), "answer")
     if columns.strip_gold and not native:
         answer = strip_gold(answer)
     used = {text_col, answer_col}

@@ -110,6 +110,12 @@ def write_problem_table(path: Path, problems: Sequence[Problem],
                                  f"finite and >= 0")
         row = problem.to_row()
         row["metadata"] = json.dumps(row["metadata"], sort_keys=True, ensure_ascii=False)
+        for name in ("text", "answer", "metadata"):
+            try:
+                row[name].encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise StoreFileError(f"problem {problem.id}: its {name} is not valid Unicode "
+                                     f"(lone surrogate at character {exc.start})") from exc
         row["weight"] = weight
         for name in PROBLEM_COLUMNS:
             columns[name].append(row[name])

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import lineage
 from pipeline.importers import ColumnMap, ImportFileError, import_problems, write_problems
@@ -122,3 +124,28 @@ def test_edited_text_gets_a_new_id(tmp_path):
     edited = import_problems(out).problems[0]
     assert edited.id == problem_id("What is 3 + 3?", "6") != problem.id
     assert edited.origin_id == edited.id
+
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40).filter(
+    lambda s: s.strip())
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.text(max_size=8),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(_TEXT, _TEXT, st.dictionaries(st.text(max_size=6), _JSON, max_size=3)),
+                     min_size=1, max_size=5))
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".parquet"])
+def test_write_then_import_is_lossless_for_any_text(tmp_path, suffix, rows):
+    problems = list({p.id: p for p in (Problem(t, a, metadata=m) for t, a, m in rows)}.values())
+    out = tmp_path / f"p{suffix}"
+    write_problems(out, problems)
+    assert import_problems(out).problems == problems
+
+
+def test_text_that_is_not_utf8_is_refused_with_its_row(tmp_path):
+    path = tmp_path / "p.jsonl"
+    path.write_text('{"problem": "ok", "answer": "1"}\n{"problem": "bad \\ud800", "answer": "2"}\n')
+    with pytest.raises(ImportFileError, match="p.jsonl:2: .*not valid Unicode"):
+        import_problems(path)

@@ -1,6 +1,8 @@
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pipeline import lineage
 from pipeline.records import Problem
@@ -13,7 +15,7 @@ from pipeline.store import (
     parse_version,
 )
 from pipeline.store_diff import diff_versions
-from pipeline.store_files import reject_row
+from pipeline.store_files import StoreFileError, reject_row
 
 ORIGINALS = [Problem("What is 1+1?", "2"), Problem("What is 2+3?", "5", metadata={"tags": [1, "a"]}),
              Problem("Solve x+1=4.", "3")]
@@ -182,3 +184,29 @@ def test_diff_reports_added_retired_and_changed(tmp_path):
     assert [(c.problem_id, c.field, c.old, c.new) for c in diff.changed] == [
         (ORIGINALS[0].id, "weight", 1.0, 0.25)]
     assert diff.to_dict()["a"] == "math@v1"
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.lists(st.tuples(
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=30),
+    st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=8),
+    st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5) | st.none(),
+                    max_size=3),
+    st.floats(0, 4)), min_size=1, max_size=6))
+def test_any_problems_and_weights_round_trip_through_the_store(tmp_path_factory, rows):
+    problems = list({p.id: p for p in (Problem(t, a, metadata=m) for t, a, m, _ in rows)}.values())
+    weights = {Problem(t, a).id: w for t, a, _, w in rows}
+    store = PromptStore(tmp_path_factory.mktemp("store"))
+    store.publish("s", NewVersion(problems, lineage.graph_for(problems, 1), weights=weights),
+                  parent=None)
+    loaded = store.load("s")
+    assert loaded.problems == tuple(problems)
+    assert all(loaded.weight(p.id) == weights[p.id] for p in problems)
+
+
+def test_text_that_cannot_be_stored_is_named(tmp_path):
+    bad = Problem("lone \ud800 surrogate", "1")
+    with pytest.raises(StoreFileError, match=f"problem {bad.id}: its text is not valid Unicode"):
+        PromptStore(tmp_path).publish("s", NewVersion([bad], lineage.graph_for([bad], 1)),
+                                      parent=None)
+    assert not PromptStore(tmp_path).exists("s")
