@@ -1,0 +1,66 @@
+"""Periodic refresh: a version published mid-run is picked up at the next boundary."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from grpo_toy import build_addition_model, one_torch_thread  # noqa: F401 - autouse fixture
+
+from pipeline.lineage import graph_for
+from pipeline.records import Problem
+from pipeline.store import NewVersion, PromptStore
+from trainer_bridge.checkpoint import latest_checkpoint
+from trainer_bridge.grpo import train
+from trainer_bridge.grpo_config import GRPOConfig
+from trainer_bridge.streams import verifier_reward
+
+V1 = [Problem(f"0+{b}=", str(b)) for b in range(9)]  # answers 0..8
+V2 = [Problem(f"9+{b}=", str(9 + b)) for b in range(10)]  # answers 9..18
+
+
+def test_refresh_picks_up_a_new_version_at_the_boundary(tmp_path):
+    model = build_addition_model(tmp_path / "model", warmup_steps=20)
+    store = PromptStore(tmp_path / "store")
+    store.publish("toy", NewVersion(V1, graph_for(V1, 1)), parent=None)
+    golds_per_step: list[set[str]] = []
+
+    def reward(golds, completions):
+        golds_per_step.append(set(golds))
+        if len(golds_per_step) == 2:  # during step 2, someone publishes v2
+            store.publish("toy", NewVersion(V2, graph_for(V2, 2)), parent=1)
+        return verifier_reward(golds, completions)
+
+    config = GRPOConfig(model=str(model), output_dir=str(tmp_path / "run"),
+                        prompt_store=str(tmp_path / "store"), prompt_set="toy",
+                        refresh_every=2, steps=4, prompts_per_step=4, group_size=2,
+                        max_new_tokens=3, lr=1e-3, solve_template="{problem}", progress=False,
+                        tensorboard=False)
+    result = train(config, reward_fn=reward)
+
+    v1, v2 = {p.answer for p in V1}, {p.answer for p in V2}
+    assert [g <= v1 for g in golds_per_step] == [True, True, False, False]
+    assert all(g <= v2 for g in golds_per_step[2:])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["train/prompt_version"] for r in rows] == ["toy@v1", "toy@v1", "toy@v2", "toy@v2"]
+    assert [r["train/prompt_refreshed"] for r in rows] == [0.0, 0.0, 1.0, 0.0]
+    assert result.prompt_version == "toy@v2"
+    state = json.loads((latest_checkpoint(tmp_path / "run") / "state.json").read_text())
+    assert state["prompt_version"] == "toy@v2" and state["step"] == 4
+
+
+def test_config_errors_say_what_to_fix(tmp_path):
+    with pytest.raises(ValueError, match="exactly one of prompts_file and prompt_set"):
+        GRPOConfig(model="m")
+    with pytest.raises(ValueError, match="refresh_every needs a prompt store"):
+        GRPOConfig(model="m", prompts_file="p.jsonl", refresh_every=5)
+    with pytest.raises(ValueError, match="unknown loss aggregation 'mean'"):
+        GRPOConfig(model="m", prompts_file="p.jsonl", loss_aggregation="mean")
+    with pytest.raises(ValueError, match="dual_clip must exceed"):
+        GRPOConfig(model="m", prompts_file="p.jsonl", dual_clip=1.1)
+    with pytest.raises(ValueError, match=r"unknown training setting\(s\) \['lr_rate'\]"):
+        GRPOConfig.from_dict({"model": "m", "prompts_file": "p.jsonl", "lr_rate": 1})
+    path = tmp_path / "cfg.yaml"
+    path.write_text("model: m\nprompts_file: p.jsonl\nseed_band: [0.1, 0.4]\n")
+    assert GRPOConfig.from_yaml(path).seed_band == (0.1, 0.4)
+    assert "clip-higher" in GRPOConfig.help()["clip_high"]
