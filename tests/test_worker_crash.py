@@ -115,6 +115,30 @@ def test_worker_that_died_while_idle_is_replaced_before_use():
         assert _verdicts(pool.grade(NORMAL)) == NORMAL_EXPECTED
 
 
+class _Interrupt(Exception):
+    """Stands in for Ctrl-C arriving while a batch is being graded."""
+
+
+def test_interrupted_batch_does_not_leak_into_the_next(monkeypatch):
+    # Regression: after an interrupted call, a worker still on its chunk answered into
+    # the next call's results (task ids restart at 0), giving silently wrong verdicts.
+    with VerifierPool(workers=2, timeout_s=3.0, fast_path=False) as pool:
+        collect = pool._collect
+
+        def collect_then_interrupt(*args):
+            collect(*args)
+            if any(w.chunk is not None and w.chunk.gold_done for w in pool._workers):
+                raise _Interrupt
+
+        monkeypatch.setattr(pool, "_collect", collect_then_interrupt)
+        with pytest.raises(_Interrupt):
+            pool.grade([SLOW, (SLOW_GOLD, r"$\boxed{5}$")])
+        monkeypatch.undo()
+        later = [("y+2", "2+y"), ("y+2", "y+2"), ("3z", "z")]
+        assert _verdicts(pool.grade(later, extract=False)) == [
+            (True, "correct"), (True, "correct"), (False, "wrong")]
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="needs Linux /proc")
 def test_memory_blowup_costs_one_verdict():
     """Answers whose evaluation needs hundreds of MB, under a tight memory limit.

@@ -221,6 +221,14 @@ class VerifierPool:
                 while queue or any(w.chunk for w in self._workers):
                     self._dispatch(queue)
                     self._collect(queue, results, bar)
+            except BaseException:
+                # Interrupted (Ctrl-C, an error): a worker still on a chunk would answer
+                # into the next batch's results, whose task ids restart at 0.
+                for index, worker in enumerate(self._workers):
+                    if worker.chunk is not None:
+                        worker.kill()
+                        self._workers[index] = self._spawn()
+                raise
             finally:
                 if bar is not None:
                     bar.stop()
