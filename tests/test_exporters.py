@@ -134,6 +134,8 @@ def test_native_problem_rows_are_read(problems, tmp_path):
     path = tmp_path / "problems.jsonl"
     path.write_text("".join(json.dumps(p.to_row()) + "\n" for p in problems))
     assert read_problems(path) == problems
+    path.write_text('{"text": "1+1?", "answer": 2}\n')  # numeric answers are common
+    assert read_problems(path) == [Problem("1+1?", "2")]
 
 
 @pytest.mark.parametrize("fmt,name,match", [
@@ -178,7 +180,7 @@ def test_import_errors_name_file_and_row(tmp_path):
         import_problems(path)
     with pytest.raises(TrainerFileError, match="no such file"):
         import_problems(tmp_path / "missing.parquet")
-    with pytest.raises(TrainerFileError, match=r"bad\.jsonl:1: missing key 'text'"):
+    with pytest.raises(TrainerFileError, match=r"bad\.jsonl:1: missing key 'answer'; problem rows need"):
         path.write_text('{"question": "q"}\n')
         read_problems(path)
 

@@ -84,6 +84,10 @@ def test_compute_score_from_four_threads_at_once(verifier_grades):
 def test_compute_score_without_extra_info_or_with_numbers():
     result = compute_score("svs", "\\boxed{7}", 7)
     assert result["acc"] is True and result["problem_id"] == ""
+    import numpy as np
+
+    assert compute_score("svs", "\\boxed{7}", np.int64(7))["acc"] is True
+    assert compute_score("svs", "\\boxed{7}", np.str_("7"))["acc"] is True
     with pytest.raises(TypeError, match="ground truth must be a string or a number"):
         compute_score("svs", "\\boxed{7}", ["7"])
     with pytest.raises(ValueError, match="timeout_s must be a number of seconds > 0"):

@@ -14,6 +14,7 @@ Errors name the file and the 1-based row.
 from __future__ import annotations
 
 import json
+import numbers
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -104,8 +105,10 @@ def strip_instruction(text: str, instruction: str) -> str:
 def _answer(value: Any) -> str:
     if isinstance(value, bool) or value is None:
         raise ValueError(f"reference answer must be a string or a number, got {value!r}")
-    if isinstance(value, (int, float, str)):
+    if isinstance(value, str):
         return str(value)
+    if isinstance(value, numbers.Real):
+        return str(value.item() if hasattr(value, "item") else value)
     raise ValueError(f"reference answer must be a string or a number, got {type(value).__name__}")
 
 
@@ -177,7 +180,8 @@ def read_problems(path: Path | str) -> list[Problem]:
     problems = []
     for number, row in iter_rows(path):
         try:
-            problems.append(Problem.from_row({**row, "metadata": _metadata(row.get("metadata"))}))
+            problems.append(Problem.from_row({**row, "answer": _answer(row["answer"]),
+                                              "metadata": _metadata(row.get("metadata"))}))
         except KeyError as exc:
             raise TrainerFileError(path, number, f"missing key {exc}; problem rows need "
                                                  "`text` and `answer`") from exc

@@ -32,6 +32,7 @@ only answers the completion marked, boxed or "Answer: ..."). verl passes them th
 from __future__ import annotations
 
 import atexit
+import numbers
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -47,9 +48,9 @@ VERL_KEYS = ("score", "acc", "pred", "problem_id", "reason")
 
 def _gold(ground_truth: Any) -> str:
     if isinstance(ground_truth, str):
-        return ground_truth
-    if isinstance(ground_truth, (int, float)) and not isinstance(ground_truth, bool):
-        return str(ground_truth)
+        return str(ground_truth)  # numpy.str_ too
+    if isinstance(ground_truth, numbers.Real) and not isinstance(ground_truth, bool):
+        return str(ground_truth.item() if hasattr(ground_truth, "item") else ground_truth)
     raise TypeError(f"ground truth must be a string or a number, got {type(ground_truth).__name__}"
                     f" ({ground_truth!r:.80}); export the prompt set with `svs export`")
 
