@@ -64,3 +64,30 @@ def test_config_errors_say_what_to_fix(tmp_path):
     path.write_text("model: m\nprompts_file: p.jsonl\nseed_band: [0.1, 0.4]\n")
     assert GRPOConfig.from_yaml(path).seed_band == (0.1, 0.4)
     assert "clip-higher" in GRPOConfig.help()["clip_high"]
+
+
+def test_svs_train_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    model = build_addition_model(tmp_path / "model", warmup_steps=20)
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps(p.to_row()) + "\n" for p in V1))
+    config = tmp_path / "train.yaml"
+    config.write_text(f"model: {model}\nprompts_file: {problems}\nsolve_template: '{{problem}}'\n"
+                      f"steps: 5\nprompts_per_step: 2\ngroup_size: 2\nmax_new_tokens: 3\n"
+                      f"lr: 1.0e-3\nprogress: false\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", "--config", str(config), "--steps", "2",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "trained 2 steps on problems.jsonl" in result.output
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 2
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert (latest_checkpoint(out) / "model.safetensors").is_file()
+
+    config.write_text(f"model: {model}\nprompts_file: {problems}\nclip_hgh: 0.3\n")
+    result = CliRunner().invoke(app, ["train", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "unknown training setting(s) ['clip_hgh']" in result.output
