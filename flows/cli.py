@@ -345,3 +345,26 @@ def watch(
         _fail(exc)
     done = result["processed"]
     print(f"{result['status']}: {len(done)} new file(s) processed" + (f" ({', '.join(done[:5])})" if done else ""))
+
+
+@app.command("train")
+def train_cmd(
+    config: Path = typer.Option(..., "--config", "-c", help="YAML file of learner settings (see docs/learner.md)."),
+    steps: int | None = typer.Option(None, "--steps", help="Override the config's number of steps."),
+    output_dir: Path | None = typer.Option(None, "--output-dir", "-o", help="Override the config's output_dir."),
+) -> None:
+    """Train with the bundled GRPO learner (periodic prompt refresh or online SvS)."""
+    from dataclasses import replace
+
+    from trainer_bridge.grpo import train
+    from trainer_bridge.grpo_config import GRPOConfig
+
+    try:
+        settings = GRPOConfig.from_yaml(config)
+        overrides = {"steps": steps, "output_dir": str(output_dir) if output_dir else None}
+        settings = replace(settings, **{k: v for k, v in overrides.items() if v is not None})
+        result = train(settings)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    print(f"trained {result.steps_done} steps on {result.prompt_version}; checkpoints, "
+          f"metrics.jsonl and TensorBoard events in {settings.output_dir}")
