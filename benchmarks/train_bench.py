@@ -1,0 +1,116 @@
+"""Seconds per GRPO step: svs's bundled learner against TRL's GRPOTrainer, in one run.
+
+Both train the same tiny Llama-format model (built here from a config and a locally
+trained tokenizer, hidden 128, 4 layers, ~1M parameters) on the same one-digit addition
+prompts, with the same batch (8 prompts x 8 completions), completion limit, learning
+rate, clip range, no KL, one optimizer step per batch, the same verifier-backed 0/1
+reward (svs's sandboxed math-verify pool), generation with transformers `generate` on
+the CPU, and the same number of torch threads. A step is everything: sampling,
+rewards, advantages, forward/backward, optimizer step.
+
+The first `--warmup` steps of each are not timed. Runs go ours, TRL, ours (twice ours
+so a change in machine load shows up as a spread), medians are compared, and the ratio
+TRL / ours is printed (target >= 1: ours not slower).
+
+    python benchmarks/train_bench.py [--steps 20] [--warmup 3] [--threads 1] [--tokens 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+PROMPTS_PER_STEP, GROUP = 8, 8
+
+
+def build_model(folder: Path, seed: int) -> Path:
+    from pipeline.policy.tiny import build_tiny_model, train_tiny_model
+
+    pairs = [(f"{a}+{b}=", str(a + b)) for a in range(10) for b in range(10)]
+    build_tiny_model(folder, [p + c for p, c in pairs] * 3, vocab_size=300, hidden_size=128,
+                     num_layers=4, num_heads=4, max_position_embeddings=128, seed=seed)
+    return train_tiny_model(folder, pairs, steps=100, batch_size=16, lr=3e-3, seed=seed)
+
+
+def run_ours(model: Path, problems: Path, out: Path, args) -> list[float]:
+    from trainer_bridge.grpo import train
+    from trainer_bridge.grpo_config import GRPOConfig
+
+    config = GRPOConfig(
+        model=str(model), output_dir=str(out), prompts_file=str(problems),
+        solve_template="{problem}", steps=args.warmup + args.steps,
+        prompts_per_step=PROMPTS_PER_STEP, group_size=GROUP, max_new_tokens=args.tokens,
+        lr=1e-4, clip_low=0.2, clip_high=0.2, dual_clip=None, loss_aggregation="token-mean",
+        micro_batch_size=PROMPTS_PER_STEP * GROUP, drop_zero_variance=False, device="cpu",
+        checkpoint_every=10_000, resume=False, progress=False, tensorboard=False)
+    result = train(config)
+    return [row["train/step_seconds"] for row in result.history[args.warmup:]]
+
+
+def run_trl(model: Path, problems: Path, out: Path, args) -> list[float]:
+    from datasets import Dataset
+    from transformers import AutoTokenizer, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trainer_bridge.rewards import math_reward
+
+    rows = [json.loads(line) for line in problems.read_text().splitlines()]
+    dataset = Dataset.from_dict({"prompt": [r["text"] for r in rows],
+                                 "solution": [r["answer"] for r in rows]})
+    stamps: list[float] = []
+
+    class Stamp(TrainerCallback):
+        def on_step_end(self, *_, **__):
+            stamps.append(time.perf_counter())
+
+    trl_args = GRPOConfig(
+        output_dir=str(out), per_device_train_batch_size=PROMPTS_PER_STEP * GROUP,
+        num_generations=GROUP, max_completion_length=args.tokens, learning_rate=1e-4,
+        epsilon=0.2, beta=0.0, loss_type="bnpo", max_steps=args.warmup + args.steps,
+        temperature=1.0, bf16=False, use_cpu=True, gradient_checkpointing=False,
+        report_to="none", save_strategy="no", logging_steps=10_000, seed=0,
+        dataloader_num_workers=0, disable_tqdm=True)
+    trainer = GRPOTrainer(model=str(model), reward_funcs=math_reward, args=trl_args,
+                          train_dataset=dataset, processing_class=AutoTokenizer.from_pretrained(model),
+                          callbacks=[Stamp()])
+    started = time.perf_counter()
+    trainer.train()
+    times = [b - a for a, b in zip([started, *stamps], stamps, strict=False)]
+    return times[args.warmup:]
+
+
+def main() -> None:
+    import torch
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=20, help="Timed steps per run.")
+    parser.add_argument("--warmup", type=int, default=3, help="Untimed steps first.")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (both runs).")
+    parser.add_argument("--tokens", type=int, default=8, help="Completion length limit.")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        model = build_model(root / "model", seed=0)
+        problems = root / "problems.jsonl"
+        problems.write_text("".join(json.dumps({"text": f"{a}+{b}=", "answer": str(a + b)}) + "\n"
+                                    for a in range(10) for b in range(10)))
+        ours_a = run_ours(model, problems, root / "ours-a", args)
+        theirs = run_trl(model, problems, root / "trl", args)
+        ours_b = run_ours(model, problems, root / "ours-b", args)
+    ours = statistics.median(ours_a + ours_b)
+    trl = statistics.median(theirs)
+    print(f"batch {PROMPTS_PER_STEP} prompts x {GROUP} completions, <= {args.tokens} tokens, "
+          f"{args.threads} torch thread(s), {args.steps} timed steps each")
+    print(f"svs learner : median {ours:.4f} s/step (run 1 {statistics.median(ours_a):.4f}, "
+          f"run 2 {statistics.median(ours_b):.4f})")
+    print(f"TRL GRPO    : median {trl:.4f} s/step")
+    print(f"ratio TRL / svs = {trl / ours:.2f}  (target >= 1: svs not slower)")
+
+
+if __name__ == "__main__":
+    main()
