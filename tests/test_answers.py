@@ -70,6 +70,8 @@ def test_boxed(completion, answer):
     ("answer = 4", "4"),
     ("Answer: 1\nFinal answer: 2", "2"),  # the last answer line wins
     ("Therefore, the final answer is: **17**.", "17"),
+    ("Final Answer: The final answer is 10. I hope it is correct.", "10"),
+    ("Answer: 3.5 m. That is all.", "3.5 m"),
 ])
 def test_answer_line(completion, answer):
     assert extract_answer(completion) == Extraction(answer, "answer_line")
@@ -132,6 +134,12 @@ def test_strip_gold(gold, stripped):
     ("\\varnothing", "\\emptyset"),
     ("12\\,345", "12345"),
     ("3.", "3"),
+    ("3√2", "3\\sqrt{2}"),
+    ("√(x+1)", "\\sqrt{x+1}"),
+    ("30°", "30^\\circ"),
+    ("½", "\\frac{1}{2}"),
+    ("x²+1", "x^{2}+1"),
+    ("∞", "\\infty"),
 ])
 def test_canonical_same(a, b):
     assert canonical_answer(a) == canonical_answer(b)

@@ -37,6 +37,7 @@ _ANSWER_LINE = re.compile(
 # The first inline math span in an answer line ("The answer is $16\pi$ square units.");
 # escaped dollars (\$18.75) are currency, not delimiters. The body is at most 500 chars.
 _MATH_SPAN = re.compile(r"(?<!\\)\$\$?(?P<dollar>[^$]{1,500}?)(?<!\\)\$|\\\((?P<paren>.{1,500}?)\\\)")
+_SENTENCE_END = re.compile(r"\.\s")  # a period then space; "3.5" is not an end
 # A number with optional sign, thousands separators, decimals and percent; linear-time.
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?%?|-?\d+(?:\.\d+)?%?|-?\.\d+%?")
 _TRAILING_PUNCT = " \t\r\n.;,:!"
@@ -115,6 +116,11 @@ def _answer_line(text: str) -> str | None:
         body = match.group("body")
     if body is None:
         return None
+    for _ in range(3):  # "Final Answer: The final answer is 10." holds a second phrase
+        nested = _ANSWER_LINE.search(body)
+        if nested is None:
+            break
+        body = nested.group("body")
     body = body.replace("**", "").strip()
     inner = last_boxed(body)
     if inner is not None:
@@ -122,6 +128,8 @@ def _answer_line(text: str) -> str | None:
     span = _MATH_SPAN.search(body)
     if span is not None:
         body = span.group("dollar") or span.group("paren") or ""
+    else:  # "The final answer is 10. I hope it is correct.": the first sentence only
+        body = _SENTENCE_END.split(body, maxsplit=1)[0]
     body = _strip_math_delimiters(body)
     return body or None
 
@@ -185,8 +193,21 @@ def strip_gold(gold: str) -> str:
 # LaTeX spellings that typeset identically; rewriting them is a textual identity.
 _SAME_TYPESET = (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
                  ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\displaystyle", ""),
-                 ("\\varnothing", "\\emptyset"))
+                 ("\\varnothing", "\\emptyset"),
+                 # the same symbols typed in unicode (math-verify reads only the LaTeX)
+                 ("·", "\\cdot "), ("∞", "\\infty "), ("°", "^\\circ "), ("≤", "\\le "),
+                 ("≥", "\\ge "), ("≠", "\\ne "), ("½", "\\frac{1}{2}"), ("⅓", "\\frac{1}{3}"),
+                 ("⅔", "\\frac{2}{3}"), ("¼", "\\frac{1}{4}"), ("¾", "\\frac{3}{4}"), ("²", "^{2}"),
+                 ("³", "^{3}"))
+# "√2", "3√x", "√(x+1)", "√{12}" -> "\sqrt{...}"; the radicand is one token or one group.
+_UNICODE_ROOT = re.compile(r"√\s*(?:(\d+(?:\.\d+)?|[a-zA-Z])|\(([^()]{0,200})\)|\{([^{}]{0,200})\})")
 _SPACE_RUN = re.compile(r"\s+")
+
+
+def _latex_root(match: re.Match) -> str:
+    return "\\sqrt{" + next(group for group in match.groups() if group is not None) + "}"
+
+
 _ENDS_WITH_COMMAND = re.compile(r"\\[a-zA-Z]+$")  # "\cdot 12" == "\cdot12", "\pi r" != "\pir"
 _PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
 
@@ -195,6 +216,7 @@ def canonical_answer(answer: str) -> str:
     r"""A textual canonical form: two answers with the same form are the same answer.
 
     Only rewrites that cannot change the mathematics: typesetting-only commands dropped,
+    unicode symbols (√, ∞, °, ½, ², ...) written as the LaTeX math-verify reads,
     white space removed except between two letters/digits ("2 3" stays apart, and
     "\pi r" is not "\pir"; "\cdot 12" is "\cdot12"),
     trailing sentence punctuation dropped.
@@ -202,6 +224,7 @@ def canonical_answer(answer: str) -> str:
     text = answer
     for old, new in _SAME_TYPESET:
         text = text.replace(old, new)
+    text = _UNICODE_ROOT.sub(_latex_root, text)
     parts = _SPACE_RUN.split(text.strip())
     out = parts[0] if parts else ""
     for part in parts[1:]:
