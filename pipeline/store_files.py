@@ -85,17 +85,23 @@ def _features(columns: Mapping[str, str]):
 
 
 def _to_parquet(path: Path, columns: Mapping[str, list[Any]], dtypes: Mapping[str, str]) -> None:
-    from datasets import Dataset
-    from datasets import utils as datasets_tqdm
+    import uuid
 
-    dataset = Dataset.from_dict(dict(columns), features=_features(dtypes))
-    bars_were_on = not datasets_tqdm.are_progress_bars_disabled()
-    datasets_tqdm.disable_progress_bars()  # one bar per tiny table is noise in a refresh
+    import pyarrow as pa
+    from datasets import Dataset, DatasetInfo
+    from datasets import utils as datasets_utils
+
+    features = _features(dtypes)
+    table = pa.Table.from_pydict(dict(columns), schema=features.arrow_schema)
+    # an explicit fingerprint: `datasets` would otherwise hash the whole table with dill
+    dataset = Dataset(table, info=DatasetInfo(features=features), fingerprint=uuid.uuid4().hex)
+    bars_were_on = not datasets_utils.are_progress_bars_disabled()
+    datasets_utils.disable_progress_bars()  # one bar per tiny table is noise in a refresh
     try:
         dataset.to_parquet(str(path))
     finally:
         if bars_were_on:
-            datasets_tqdm.enable_progress_bars()
+            datasets_utils.enable_progress_bars()
     with open(path, "rb+") as handle:
         os.fsync(handle.fileno())
 
