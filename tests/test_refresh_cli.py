@@ -49,9 +49,12 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def cli(*args, env=None):
-    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
-    return result
+# the plain composition: no Prefect server per command (the flow has its own tests)
+PLAIN = {"SVS_NO_PREFECT": "1"}
+
+
+def cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env=PLAIN)
 
 
 def refresh_args(workdir):
@@ -60,7 +63,7 @@ def refresh_args(workdir):
 
 
 def refresh_process(workdir, fault):
-    env = {**os.environ, FAULT_ENV: fault, "PYTHONPATH": ROOT}
+    env = {**os.environ, **PLAIN, FAULT_ENV: fault, "PYTHONPATH": ROOT}
     code = "import sys; from flows.cli import app; sys.argv[0] = 'svs'; app()"
     return subprocess.Popen([sys.executable, "-c", code, *map(str, refresh_args(workdir))],
                             env=env, cwd=workdir, stdout=subprocess.PIPE,
