@@ -255,28 +255,41 @@ def refresh(
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML/JSON with sections refresh, diagnosis, synthesizers, svs, symbolic, consistency, generate."),
     text_col: str | None = typer.Option(None, "--text-col", help="Problem column of --prompts."),
     answer_col: str | None = typer.Option(None, "--answer-col", help="Answer column of --prompts."),
+    export: list[str] = typer.Option([], "--export", help="FORMAT=PATH to export the new version to (verl, trl, openrlhf); {name} and {version} are filled in."),
+    report: Path | None = typer.Option(None, "--report", help="Folder for the diagnosis report (report.json, report.html)."),
+    runner: str = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs[dask]' / 'svs[ray]')."),
+    workers: int = typer.Option(2, "--workers", help="Workers of a local Dask cluster / CPUs of a local Ray instance."),
+    address: str | None = typer.Option(None, "--address", help="A running Dask scheduler or Ray cluster instead of a local one."),
+    no_prefect: bool = typer.Option(False, "--no-prefect", envvar="SVS_NO_PREFECT", help="Run the same steps as plain functions: no Prefect server, retries, caching or artifacts (env SVS_NO_PREFECT=1)."),
 ) -> None:
-    """Diagnose -> synthesize -> verify -> publish the next version of a prompt set."""
+    """Diagnose -> synthesize -> verify -> publish -> export the next version of a prompt set
+    (the `svs-refresh` Prefect flow; see docs/flows.md)."""
     from rich.console import Console
 
-    from flows.refresh import RefreshRequest
-    from flows.refresh import refresh as run_refresh
-    from flows.refresh_stages import RefreshRunConfig
+    from flows.refresh_flow import Steps, refresh_flow, refresh_steps
     from flows.store_commands import refresh_report
-    from pipeline.importers import ColumnMap
 
     err = Console(stderr=True)
     try:
-        request = RefreshRequest(store=store, name=set_name, prompts=prompts, rollouts=tuple(rollouts),
-                                 model=model, backend=backend, config=RefreshRunConfig.from_file(config),
-                                 columns=ColumnMap(text=text_col, answer=answer_col))
-        summary = run_refresh(request, say=lambda line: err.print(line, highlight=False))
+        arguments = dict(store=str(store), name=set_name, rollouts=[str(r) for r in rollouts],
+                         prompts=str(prompts) if prompts else None, model=model, backend=backend,
+                         config=str(config) if config else None, text_col=text_col,
+                         answer_col=answer_col, exports=list(export),
+                         report=str(report) if report else None,
+                         runner=_runner_option(runner, workers, address))
+        if no_prefect:
+            outcome = refresh_steps(Steps(False, say=lambda line: err.print(line, highlight=False)), **arguments)
+        else:
+            outcome = refresh_flow(**arguments)
+        summary = outcome.summary
     except _STORE_ERRORS as exc:
         _fail(exc)
     table, line = refresh_report(summary)
     if summary.outcome == "published":
         Console().print(table)
     print(line)
+    for fmt, path in outcome.exported.items():
+        print(f"exported {fmt} -> {path}")
 
 
 def _runner_option(runner: str, workers: int, address: str | None) -> dict:

@@ -20,7 +20,7 @@ the same work. What Prefect adds:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -167,6 +167,95 @@ def run_config(config: str | Mapping[str, Any] | None) -> stages.RefreshRunConfi
     return stages.RefreshRunConfig.from_dict(config)
 
 
+# ---------------------------------------------------------------------------- the body
+class Steps:
+    """How the refresh body calls its stages: as Prefect tasks inside a flow run, or, with
+    `prefect=False` (`svs refresh --no-prefect`), as the plain functions under the same
+    tasks, in the same order, with no API server, retries, caching or artifacts."""
+
+    def __init__(self, prefect: bool, io_retries: int = 2, io_retry_delay_s: float = 5.0,
+                  say: Callable[[str], None] | None = None) -> None:
+        self.prefect, self.io_retries, self.io_retry_delay_s = prefect, io_retries, io_retry_delay_s
+        self._say = say
+
+    def __call__(self, stage: Any, *args: Any) -> Any:
+        return stage(*args) if self.prefect else stage.fn(*args)
+
+    def io(self, stage: Any, *args: Any) -> Any:
+        """An I/O edge: retried in a flow run."""
+        if not self.prefect:
+            return stage.fn(*args)
+        return io_task(stage, self.io_retries, self.io_retry_delay_s)(*args)
+
+    def diagnose(self, groups: Sequence[Any], config: Any, runner: RunnerConfig) -> Any:
+        if self.prefect:
+            return diagnose_on_runner(groups, config, runner)
+        shards = shard_groups(groups, runner.shard_size)
+        return merge_diagnoses([diagnose_shard.fn(shard, config) for shard in shards], groups)
+
+    def say(self, line: str) -> None:
+        if self._say is not None:
+            self._say(line)
+        if self.prefect:
+            get_run_logger().info(line)
+
+
+def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] = (),
+                  prompts: str | None = None, model: str | None = None,
+                  backend: str = "transformers", config: str | Mapping[str, Any] | None = None,
+                  text_col: str | None = None, answer_col: str | None = None,
+                  exports: Sequence[str] = (), report: str | None = None,
+                  runner: Mapping[str, Any] | None = None) -> RefreshOutcome:
+    """The one composition of the refresh stages (the flow and `--no-prefect` both run it)."""
+    from pipeline.importers import ColumnMap
+    from pipeline.store import PromptStore
+
+    settings, runner_config = run_config(config), RunnerConfig.from_dict(dict(runner or {}))
+    rollout_paths = [Path(p) for p in rollouts]
+    export_targets(exports, name, 1)  # a bad FORMAT=PATH fails before any work
+    prompt_store = PromptStore(store)
+    key = stages.run_key(name, rollout_paths, model, settings)
+    diagnosis = None
+    with prompt_store.lock(name, purpose="refresh"):
+        steps.say("[1/8] prompt set")
+        base, how = steps.io(load_set, store, name, prompts,
+                             ColumnMap(text=text_col, answer=answer_col))
+        done = prompt_store.resume(name, key)
+        if done is not None:
+            steps.say(f"{name}@v{done.version}: this run's inputs were already refreshed")
+            summary = stages.summarize(prompt_store.load(name, done.parent), done)
+        else:
+            steps.say(f"      {base.label} ({how}, {len(base.problems)} problems)")
+            policy = steps(load_policy, model, backend,
+                           settings.needs_policy(bool(rollout_paths)))
+            steps.say("[2/8] rollouts")
+            groups, unmatched = steps.io(load_rollouts, base, [str(p) for p in rollout_paths],
+                                         policy, settings.generate)
+            steps.say(f"[3/8] diagnose ({runner_config.kind} runner)")
+            diagnosis = steps.diagnose(groups, settings.diagnosis, runner_config)
+            steps.say("[4/8] synthesize")
+            seeds = steps(seeds_from, base, diagnosis)
+            candidates = steps(synthesize, seeds, policy, settings)
+            steps.say("[5/8] verify")
+            accepted, rejects = steps(verify, candidates, policy, base, settings)
+            steps.say("[6/8] plan the next version")
+            next_version = steps(plan, prompt_store, base, accepted, diagnosis, settings.refresh)
+            steps.say("[7/8] publish")
+            result = steps.io(publish, prompt_store, base, next_version, diagnosis, rejects,
+                              settings, key)
+            summary = stages.summarize(base, result, diagnosis=diagnosis, seeds=seeds,
+                                       candidates=candidates, accepted=accepted,
+                                       verify_rejects=rejects, refresh_plan=next_version,
+                                       unmatched=unmatched)
+    steps.say("[8/8] export")
+    exported = steps.io(export, prompt_store, name, summary.version,
+                        export_targets(exports, name, summary.version))
+    report_dir = steps(write_report, diagnosis, report) if report and diagnosis else None
+    if steps.prefect:
+        publish_refresh_artifacts(summary, diagnosis, exported, runner_config.kind)
+    return RefreshOutcome(summary, exported, report_dir)
+
+
 # ---------------------------------------------------------------------------- flows
 @flow(name="svs-refresh", log_prints=True)
 def refresh_flow(store: str, name: str, rollouts: list[str] | None = None,
@@ -183,44 +272,9 @@ def refresh_flow(store: str, name: str, rollouts: list[str] | None = None,
     (`{name}` and `{version}` are filled in); `report`: folder for the diagnosis report;
     `runner`: flows.runners.RunnerConfig fields for the diagnosis.
     """
-    from pipeline.importers import ColumnMap
-    from pipeline.store import PromptStore
-
-    logger = get_run_logger()
-    settings, runner_config = run_config(config), RunnerConfig.from_dict(runner)
-    rollout_paths = [Path(p) for p in rollouts or []]
-    prompt_store = PromptStore(store)
-    key = stages.run_key(name, rollout_paths, model, settings)
-    diagnosis = None
-    with prompt_store.lock(name, purpose="refresh"):
-        base, how = io_task(load_set, io_retries, io_retry_delay_s)(
-            store, name, prompts, ColumnMap(text=text_col, answer=answer_col))
-        done = prompt_store.resume(name, key)
-        if done is not None:
-            logger.info(f"{name}@v{done.version}: this run's inputs were already refreshed")
-            summary = stages.summarize(prompt_store.load(name, done.parent), done)
-        else:
-            logger.info(f"{base.label} ({how}, {len(base.problems)} problems)")
-            policy = load_policy(model, backend, settings.needs_policy(bool(rollout_paths)))
-            groups, unmatched = io_task(load_rollouts, io_retries, io_retry_delay_s)(
-                base, [str(p) for p in rollout_paths], policy, settings.generate)
-            diagnosis = diagnose_on_runner(groups, settings.diagnosis, runner_config)
-            seeds = seeds_from(base, diagnosis)
-            candidates = synthesize(seeds, policy, settings)
-            accepted, rejects = verify(candidates, policy, base, settings)
-            next_version = plan(prompt_store, base, accepted, diagnosis, settings.refresh)
-            result = io_task(publish, io_retries, io_retry_delay_s)(
-                prompt_store, base, next_version, diagnosis, rejects, settings, key)
-            summary = stages.summarize(base, result, diagnosis=diagnosis, seeds=seeds,
-                                       candidates=candidates, accepted=accepted,
-                                       verify_rejects=rejects, refresh_plan=next_version,
-                                       unmatched=unmatched)
-    exported = io_task(export, io_retries, io_retry_delay_s)(
-        prompt_store, name, summary.version, export_targets(exports or [], name, summary.version))
-    report_dir = write_report(diagnosis, report) if report and diagnosis is not None else None
-    publish_refresh_artifacts(summary, diagnosis, exported, runner_config.kind)
-    logger.info(f"{name}@v{summary.version}: {summary.outcome}")
-    return RefreshOutcome(summary, exported, report_dir)
+    return refresh_steps(Steps(True, io_retries, io_retry_delay_s), store, name,
+                         rollouts or [], prompts, model, backend, config, text_col,
+                         answer_col, exports or [], report, runner)
 
 
 @flow(name="svs-diagnose", log_prints=True)

@@ -116,3 +116,25 @@ def test_export_targets_are_checked_before_work():
         export_targets(["verl"], "s", 1)
     with pytest.raises(ValueError, match="unknown export format"):
         export_targets(["csv=a.csv"], "s", 1)
+
+
+def test_no_prefect_mode_runs_the_same_body_without_an_api(workdir, tmp_path_factory):
+    """`svs refresh --no-prefect`: the same steps as plain functions; no API is reached
+    (the API URL points at a closed port)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.refresh_flow import Steps, refresh_steps
+
+    run(workdir)
+    other = tmp_path_factory.mktemp("no-prefect")
+    lines = []
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        outcome = refresh_steps(Steps(False, say=lines.append), str(other / "store"), "demo",
+                                [str(workdir / "rollouts.jsonl")],
+                                str(workdir / "problems.jsonl"), config=REFRESH_CONFIG,
+                                exports=[f"openrlhf={other}/x.jsonl"])
+    assert outcome.summary.version == 2 and (other / "x.jsonl").exists()
+    assert lines[0] == "[1/8] prompt set" and "[8/8] export" in lines
+    plain = PromptStore(other / "store").load("demo")
+    flow_set = PromptStore(workdir / "store").load("demo")
+    assert [p.id for p in plain.problems] == [p.id for p in flow_set.problems]
