@@ -381,3 +381,30 @@ def train_cmd(
         _fail(exc)
     print(f"trained {result.steps_done} steps on {result.prompt_version}; checkpoints, "
           f"metrics.jsonl and TensorBoard events in {settings.output_dir}")
+
+
+@app.command()
+def selfplay(
+    train_config: Path = typer.Option(..., "--train", help="The learner's YAML config (svs train); needs prompt_store and prompt_set."),
+    rounds: int = typer.Option(..., "--rounds", help="Rounds of train -> diagnose -> refresh to run in total (finished rounds are skipped)."),
+    steps_per_round: int = typer.Option(..., "--steps-per-round", help="Learner steps per round."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Refresh config file (sections refresh, diagnosis, synthesizers, generate, ...)."),
+    export: list[str] = typer.Option([], "--export", help="FORMAT=PATH after each refresh; {name} and {version} are filled in."),
+    runner: str = RUNNER_OPTION,
+    workers: int = WORKERS_OPTION,
+    address: str | None = ADDRESS_OPTION,
+) -> None:
+    """Self-play: train a segment, refresh the prompt set with the new checkpoint, repeat.
+    Re-running continues from the last finished round, checkpoint and version."""
+    from flows.selfplay_flow import selfplay_flow
+
+    try:
+        refresh = {"config": str(config) if config else None, "exports": list(export),
+                   "runner": _runner_option(runner, workers, address)}
+        done = selfplay_flow(str(train_config), rounds=rounds, steps_per_round=steps_per_round,
+                             refresh=refresh)
+    except _STORE_ERRORS as exc:
+        _fail(exc)
+    for item in done:
+        print(f"round {item['round']}: step {item['step']}, trained on {item['trained_on']}, "
+              f"{item['published']} {item['outcome']} ({item['accepted']} variants accepted)")
