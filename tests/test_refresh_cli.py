@@ -240,3 +240,13 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
     assert memorized and memorized[0]["new"] == 0.25
     for problem_id in data["added"]:
         assert v2.lineage.nodes[problem_id]["synthesizer"] == "svs"
+    # without rollout files the model generates them (and grades them) itself
+    config = json.loads((tmp_path / "refresh.yaml").read_text())
+    config["generate"] = {"n": 4, "max_new_tokens": 16}
+    (tmp_path / "generate.yaml").write_text(json.dumps(config))
+    generated = cli("refresh", "--store", tmp_path / "store", "--set", "demo",
+                    "--model", toy_policy_dir, "--config", tmp_path / "generate.yaml")
+    assert generated.exit_code == 0, generated.output
+    assert "demo@v3: published" in generated.output
+    v3 = store.load("demo")
+    assert v3.parent == 2 and len(v3.diagnosis["problems"]) == len(v2.problems)
