@@ -147,13 +147,18 @@ def load_base(store: PromptStore, name: str, prompts: Path | None,
 def run_key(name: str, rollouts: Sequence[Path], model: str | None,
             config: RefreshRunConfig) -> str:
     """Identifies a refresh by its inputs (set name, rollout file contents, model files,
-    config). A second run with the same key is recognized: the version it published is
+    config and the files it names, such as a synthesis template). A second run with the same key is recognized: the version it published is
     reported (or, after a crash between the two renames, made current), never written
     twice. The base version is left out on purpose: a finished run moved CURRENT, and
     the same inputs must not refresh the new version again."""
     from pipeline.rollouts import expand_paths
 
-    parts = {"name": name, "config": config.to_dict(),
+    settings = config.to_dict()
+    files = {f"{section}.{key}": sha256_file(Path(value))  # e.g. svs.template_path
+             for section, values in settings.items() if isinstance(values, dict)
+             for key, value in values.items()
+             if key.endswith("_path") and isinstance(value, str) and Path(value).is_file()}
+    parts = {"name": name, "config": settings, "config_files": files,
              "rollouts": [sha256_file(p) for p in expand_paths(list(rollouts))] if rollouts else [],
              "model": _model_fingerprint(model)}
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()

@@ -250,3 +250,25 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
     assert "demo@v3: published" in generated.output
     v3 = store.load("demo")
     assert v3.parent == 2 and len(v3.diagnosis["problems"]) == len(v2.problems)
+
+
+def test_run_key_is_stable_and_changes_with_every_input(workdir):
+    from flows.refresh_stages import RefreshRunConfig, run_key
+
+    template = workdir / "template.txt"
+    template.write_text("Solution: {solution}\nWrite the problem.\n")
+    config = RefreshRunConfig.from_dict({"svs": {"template_path": str(template)}})
+    rollouts = [workdir / "rollouts.jsonl"]
+    key = run_key("demo", rollouts, None, config)
+    assert run_key("demo", rollouts, None, config) == key
+    changed = {run_key("other", rollouts, None, config),
+               run_key("demo", [], None, config),
+               run_key("demo", rollouts, None, RefreshRunConfig.from_dict(
+                   {"svs": {"template_path": str(template)}, "refresh": {"target_size": 9}}))}
+    template.write_text("Solution: {solution}\nWrite a new problem.\n")
+    changed.add(run_key("demo", rollouts, None, config))
+    with open(rollouts[0], "a") as handle:
+        handle.write("\n")
+    template.write_text("Solution: {solution}\nWrite the problem.\n")
+    changed.add(run_key("demo", rollouts, None, config))
+    assert key not in changed and len(changed) == 5
