@@ -273,22 +273,36 @@ def make_policy(config: GRPOConfig, model: Any, tokenizer: Any) -> Policy:
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from pipeline.policy.vllm import VLLMPolicy
 
-    return VLLMPolicy(config.model, seed=config.seed, gpu_memory_utilization=0.4)
+    return VLLMPolicy(config.model, seed=config.seed,
+                      gpu_memory_utilization=config.vllm_memory_utilization,
+                      max_model_len=config.vllm_max_model_len)
 
 
 def push_weights(policy: Policy, model: Any) -> None:
-    """Load the learner's current weights into an in-process vLLM engine."""
+    """Load the learner's current weights into the vLLM engine serving the rollouts.
+
+    Uses the workers' `reload_weights` (vLLM >= 0.11: it re-runs the layer-wise weight
+    processing, so repacked CPU/GPU kernels get the new values); older versions get the
+    model's `load_weights` directly (the engine must then run in-process:
+    VLLM_ENABLE_V1_MULTIPROCESSING=0).
+    """
     llm = getattr(policy, "llm", None)
     if llm is None:
         return  # the transformers backend samples from the training model itself
+    weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
     try:
-        runner = llm.llm_engine.model_executor.driver_worker.model_runner.model
-    except AttributeError as error:
-        raise RuntimeError("cannot reach vLLM's model runner to load new weights; run with "
-                           "VLLM_ENABLE_V1_MULTIPROCESSING=0 and a vLLM version that exposes "
-                           "llm_engine.model_executor.driver_worker, or use backend "
-                           "'transformers'") from error
-    runner.load_weights((name, tensor.detach()) for name, tensor in model.state_dict().items())
+        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
+                                                     "is_checkpoint_format": True})
+    except (AttributeError, NotImplementedError, TypeError):
+        try:
+            worker = llm.llm_engine.model_executor.driver_worker
+            runner = getattr(getattr(worker, "worker", None), "model_runner", None) \
+                or worker.model_runner
+        except AttributeError as error:
+            raise RuntimeError("cannot load new weights into this vLLM: use vLLM >= 0.11, or "
+                               "an in-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0), or "
+                               "backend 'transformers'") from error
+        runner.model.load_weights(weights)
     llm.reset_prefix_cache()
 
 

@@ -50,6 +50,10 @@ class GRPOConfig:
     backend: str = _f("transformers", "Rollout backend: transformers (generate on the "
                                       "training model) or vllm (weights reloaded after each "
                                       "update).")
+    vllm_memory_utilization: float = _f(0.4, "vllm: share of GPU memory vLLM may take (the "
+                                              "learner needs the rest).")
+    vllm_max_model_len: int | None = _f(None, "vllm: context length to reserve; None: the "
+                                              "model's own.")
     device: str | None = _f(None, "Training device; None: cuda when available, else cpu.")
     solve_template: str = _f("{problem}\n" + SOLVE_SUFFIX,
                              "Solve prompt; {problem} is replaced by the problem text.")
@@ -153,6 +157,9 @@ class GRPOConfig:
             raise ValueError("svs mode needs group_size >= 2 to measure solve rates")
         if self.lr <= 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 < self.vllm_memory_utilization <= 1:
+            raise ValueError(f"vllm_memory_utilization must be in (0, 1], got "
+                             f"{self.vllm_memory_utilization}")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if not (0 <= self.clip_low < 1 and self.clip_high >= 0):
