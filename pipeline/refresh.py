@@ -215,6 +215,28 @@ def _admit(kept: list[Problem], accepted: Sequence[Problem], graph: nx.DiGraph,
     return added, rejects
 
 
+def apply_weights(problems: Sequence[Problem], weights: Mapping[str, float],
+                  seed: int = 0) -> list[Problem]:
+    """The problems a trainer should see, with weights turned into copies.
+
+    A problem of weight w appears floor(w) times plus once more with probability
+    frac(w), decided by a hash of (seed, id): the same seed always gives the same list,
+    another seed (e.g. the epoch) another draw. Weight 0.25 keeps about a quarter of
+    the down-weighted problems; weight 1 keeps every problem once. Order is preserved.
+    """
+    import hashlib
+
+    out: list[Problem] = []
+    for problem in problems:
+        weight = float(weights.get(problem.id, 1.0))
+        copies = int(weight)
+        digest = hashlib.sha256(f"{seed}\x1f{problem.id}".encode()).digest()
+        if int.from_bytes(digest[:8], "big") / 2**64 < weight - copies:
+            copies += 1
+        out.extend([problem] * copies)
+    return out
+
+
 def _synthetic_share(n_synthetic: int, n_original: int) -> float:
     return n_synthetic / (n_synthetic + n_original)
 

@@ -25,13 +25,11 @@ can publish.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
 import shutil
-import socket
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -55,14 +53,11 @@ from pipeline.store_files import (
     write_rejects_table,
     write_text,
 )
+from pipeline.store_lock import SetLockedError as SetLockedError  # re-exported
+from pipeline.store_lock import StoreError, exclusive
 
 SCHEMA = "svs-prompt-set/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_HELD: dict[str, tuple[int, int]] = {}  # lock path -> (fd, depth) held by this process
-
-
-class StoreError(RuntimeError):
-    """Anything the store refuses to do; the message says what to do instead."""
 
 
 class CorruptVersionError(StoreError):
@@ -72,10 +67,6 @@ class CorruptVersionError(StoreError):
         self.folder, self.file = folder, file
         super().__init__(f"{folder / file} is corrupt: {why}. Restore it from a backup, or run "
                          f"`svs rollback` to make an earlier version current.")
-
-
-class SetLockedError(StoreError):
-    """Another process holds the prompt set's lock."""
 
 
 class StaleParentError(StoreError):
@@ -269,40 +260,13 @@ class PromptStore:
     # ---------------------------------------------------------------- locking
     @contextmanager
     def lock(self, name: str, *, purpose: str = "publish") -> Iterator[None]:
-        """Hold the set's lock; fail at once (SetLockedError) when another process has it."""
+        """Hold the set's lock; fail at once (SetLockedError) when another process has it.
+        Re-entrant within one process, so a refresh that holds it can publish."""
         folder = self.set_dir(name)
         folder.mkdir(parents=True, exist_ok=True)
-        path = os.path.realpath(folder / "lock")
-        if path in _HELD:
-            fd, depth = _HELD[path]
-            _HELD[path] = (fd, depth + 1)
-            try:
-                yield
-            finally:
-                fd, depth = _HELD[path]
-                _HELD[path] = (fd, depth - 1)
-            return
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            holder = Path(path).read_text(errors="replace").strip() or "unknown process"
-            os.close(fd)
-            raise SetLockedError(
-                f"prompt set {name!r} is locked by another refresh or publish ({holder}). "
-                f"Wait for it to finish and run again on the version it publishes; nothing "
-                f"was written by this run.") from exc
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, {purpose} since "
-                      f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n".encode(), 0)
-        _HELD[path] = (fd, 1)
-        try:
-            self._clean_staging(name)
+        with exclusive(folder / "lock", what=f"prompt set {name!r}", purpose=purpose,
+                       on_acquire=lambda: self._clean_staging(name)):
             yield
-        finally:
-            del _HELD[path]
-            os.ftruncate(fd, 0)
-            os.close(fd)  # closing the descriptor releases the flock
 
     def _clean_staging(self, name: str) -> None:
         staging = self.set_dir(name) / "staging"

@@ -116,3 +116,17 @@ def test_config_checks_say_what_to_fix():
     with pytest.raises(ValueError, match="unknown refresh setting"):
         RefreshConfig.from_dict({"max_size": 3})
     assert RefreshConfig.from_dict(RefreshConfig().to_dict()) == RefreshConfig()
+
+
+def test_apply_weights_is_deterministic_and_matches_the_weights():
+    from pipeline.refresh import apply_weights
+
+    problems = [Problem(f"Q{i}?", str(i)) for i in range(2000)]
+    weights = {p.id: 0.25 for p in problems[:1000]} | {problems[-1].id: 2.0}
+    kept = apply_weights(problems, weights, seed=1)
+    assert kept == apply_weights(problems, weights, seed=1)
+    down = sum(1 for p in kept if p.id in weights and weights[p.id] == 0.25)
+    assert 200 < down < 300  # about a quarter of 1000
+    assert kept.count(problems[-1]) == 2 and kept.count(problems[1500]) == 1
+    assert apply_weights(problems, weights, seed=2) != kept
+    assert apply_weights(problems, {}, seed=0) == problems
