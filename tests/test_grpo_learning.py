@@ -47,7 +47,7 @@ def test_reward_rises_and_parameters_move(toy, mode):
         prompts_per_step=8, group_size=8, max_new_tokens=4, lr=5e-4, micro_batch_size=64,
         eval_every=steps, eval_samples=4, checkpoint_every=steps, progress=False,
         synthesis_template=str(template), synthesis_samples=4, synthesis_max_new_tokens=10,
-        max_seeds_per_step=4)
+        synthesis_checks=False, max_seeds_per_step=4)
     result = train(config)
     rows = [json.loads(line) for line in (root / mode / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == steps

@@ -23,7 +23,6 @@ scored positions, V vocabulary.
 from __future__ import annotations
 
 import copy
-import os
 import random
 import time
 from collections import defaultdict
@@ -36,6 +35,7 @@ import torch
 from pipeline.policy.base import Policy, SamplingParams
 from pipeline.records import Problem
 from trainer_bridge import losses
+from trainer_bridge.backends import load_model, make_policy, push_weights
 from trainer_bridge.checkpoint import (
     TrainingState,
     latest_checkpoint,
@@ -203,7 +203,7 @@ def sample_problems(problems: Sequence[Problem], count: int, seed: int) -> list[
 
 
 def collect(policy: Policy, problems: Sequence[Problem], config: GRPOConfig, step: int,
-            reward_fn: RewardFn, svs: SvSSettings | None) -> list[Sample]:
+            reward_fn: RewardFn, svs: SvSSettings | None) -> tuple[list[Sample], dict[str, float]]:
     params = SamplingParams(n=config.group_size, temperature=config.temperature,
                             top_p=config.top_p, max_new_tokens=config.max_new_tokens,
                             seed=step_seed(config, step, 1))
@@ -211,22 +211,33 @@ def collect(policy: Policy, problems: Sequence[Problem], config: GRPOConfig, ste
                                      template=config.solve_template, params=params,
                                      reward_fn=reward_fn)
     if svs is None:
-        return original
+        return original, {}
     texts = [[s.text for s in original[i * config.group_size:(i + 1) * config.group_size]]
              for i in range(len(problems))]
     seeds = select_seeds(problems, rewards, texts, svs.seed_band, svs.max_seeds)
     settings = replace(svs, synthesis_params=replace(svs.synthesis_params,
                                                      seed=step_seed(config, step, 2)),
                        solve_params=replace(params, seed=step_seed(config, step, 3)))
-    streams = synthesis_streams(policy, seeds, settings, reward_fn)
-    return original + streams["synthesis"] + streams["synthetic"]
+    streams, rejected = synthesis_streams(policy, seeds, settings, reward_fn)
+    outputs = max(1, len(seeds) * svs.synthesis_params.n)
+    metrics = {"train/seeds": float(len(seeds))}
+    metrics.update({f"train/synthesis_rejected/{reason}": count / outputs
+                    for reason, count in rejected.items()})
+    return original + streams["synthesis"] + streams["synthetic"], metrics
 
 
 def svs_settings(config: GRPOConfig) -> SvSSettings:
     from synthesizers.svs import SvSConfig
 
     template = SvSConfig(template_path=config.synthesis_template).template()
+    check = None
+    if config.synthesis_checks:
+        from verifiers.problems import ProblemCheckConfig, check_problem
+
+        checks = ProblemCheckConfig()
+        check = lambda text, answer: check_problem(text, answer, checks)  # noqa: E731
     return SvSSettings(
+        check=check,
         template=template, seed_band=config.seed_band, synthesis_band=config.synthesis_band,
         max_seeds=config.max_seeds_per_step, solve_template=config.solve_template,
         synthesis_params=SamplingParams(n=config.synthesis_samples, temperature=1.0, top_p=1.0,
@@ -250,62 +261,6 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
             for k in pass_at_k_ks(n)}
 
 
-# -- setup helpers ---------------------------------------------------------------------------
-
-def load_model(config: GRPOConfig) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from pipeline.policy.loading import resolve_model_path
-
-    path = resolve_model_path(config.model)
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device)
-    return model, tokenizer
-
-
-def make_policy(config: GRPOConfig, model: Any, tokenizer: Any) -> Policy:
-    if config.backend == "transformers":
-        from pipeline.policy.hf import HFPolicy
-
-        return HFPolicy(model, tokenizer, batch_size=config.generation_batch_size)
-    # In-process engine, so the learner can reach the model runner to push weights.
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    from pipeline.policy.vllm import VLLMPolicy
-
-    return VLLMPolicy(config.model, seed=config.seed,
-                      gpu_memory_utilization=config.vllm_memory_utilization,
-                      max_model_len=config.vllm_max_model_len)
-
-
-def push_weights(policy: Policy, model: Any) -> None:
-    """Load the learner's current weights into the vLLM engine serving the rollouts.
-
-    Uses the workers' `reload_weights` (vLLM >= 0.11: it re-runs the layer-wise weight
-    processing, so repacked CPU/GPU kernels get the new values); older versions get the
-    model's `load_weights` directly (the engine must then run in-process:
-    VLLM_ENABLE_V1_MULTIPROCESSING=0).
-    """
-    llm = getattr(policy, "llm", None)
-    if llm is None:
-        return  # the transformers backend samples from the training model itself
-    weights = [(name, tensor.detach()) for name, tensor in model.state_dict().items()]
-    try:
-        llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights,
-                                                     "is_checkpoint_format": True})
-    except (AttributeError, NotImplementedError, TypeError):
-        try:
-            worker = llm.llm_engine.model_executor.driver_worker
-            runner = getattr(getattr(worker, "worker", None), "model_runner", None) \
-                or worker.model_runner
-        except AttributeError as error:
-            raise RuntimeError("cannot load new weights into this vLLM: use vLLM >= 0.11, or "
-                               "an in-process engine (VLLM_ENABLE_V1_MULTIPROCESSING=0), or "
-                               "backend 'transformers'") from error
-        runner.model.load_weights(weights)
-    llm.reset_prefix_cache()
-
-
 # -- the loop ----------------------------------------------------------------------------------
 
 def train(config: GRPOConfig, *, source: PromptSource | None = None,
@@ -321,6 +276,10 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
     source = source or source_from_config(config)
     heldout = list(heldout) if heldout is not None else heldout_from_config(config)
     policy = policy or make_policy(config, model, tokenizer)
+    if not callable(getattr(policy, "encode", None)):
+        raise TypeError(f"the learner needs the policy's prompt token ids: give "
+                        f"{type(policy).__name__} an encode(prompt) -> list[int] method, as "
+                        f"HFPolicy and VLLMPolicy have")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     ref_model = None
     if config.kl_coef > 0:
@@ -354,7 +313,8 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
                 version = new_version
             batch_problems = sample_problems(problems, config.prompts_per_step,
                                              step_seed(config, step))
-            samples = collect(policy, batch_problems, config, step, reward_fn, svs)
+            samples, collect_metrics = collect(policy, batch_problems, config, step, reward_fn, svs)
+            metrics.update(collect_metrics)
 
             rewards = torch.tensor([s.reward for s in samples])  # (N_all,)
             group_ids = torch.tensor(_group_index([s.group for s in samples]))  # (N_all,)

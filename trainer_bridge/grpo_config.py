@@ -101,6 +101,9 @@ class GRPOConfig:
     synthesis_max_new_tokens: int = _f(1024, "svs: token budget of one synthesis output.")
     synthesis_template: str | None = _f(None, "svs: template file with a {solution} slot; "
                                               "None: synthesizers/prompts/svs_synthesis.txt.")
+    synthesis_checks: bool = _f(True, "svs: reject synthesized problems that are garbage, too "
+                                      "short/long or state their answer (verifiers.problems) "
+                                      "before solving them; they earn reward 0.")
     max_seeds_per_step: int | None = _f(16, "svs: seeds used per step (null: all).")
 
     # -- logging, evaluation, checkpoints ----------------------------------------------------

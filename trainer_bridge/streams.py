@@ -10,7 +10,9 @@ Online SvS (Liang et al., 2025), per step:
 2. problems with a solve rate in `seed_band` ([0.125, 0.5]: 1 to 4 of 8) give seeds:
    each correct rollout is one.
 3. `synthesis`: the policy writes `synthesis_samples` problems per seed from the seed's
-   solution alone (one group per seed); `synthesizers.extract` pulls the problem out.
+   solution alone (one group per seed); `synthesizers.extract` pulls the problem out,
+   and (an svs addition) `verifiers.problems` rejects garbage, bad lengths and problems
+   that state their answer.
 4. `synthetic`: each extracted problem is solved n times against the ORIGINAL answer.
 5. a synthesis output earns 1 when its problem's solve rate lies in `synthesis_band`
    ([0.125, 0.625]: 1 to 5 of 8) and 0 otherwise (nothing extracted, unsolvable or
@@ -19,8 +21,10 @@ Online SvS (Liang et al., 2025), per step:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from pipeline.policy.base import Generation, Policy, SamplingParams
 from pipeline.records import Problem
@@ -100,6 +104,7 @@ class SvSSettings:
     synthesis_params: SamplingParams
     solve_params: SamplingParams
     solve_template: str
+    check: Callable[[str, str], Any] | None = None  # (text, answer) -> Verdict
 
 
 def select_seeds(problems: Sequence[Problem], rewards: Sequence[Sequence[float]],
@@ -116,12 +121,15 @@ def select_seeds(problems: Sequence[Problem], rewards: Sequence[Sequence[float]]
 
 
 def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], settings: SvSSettings,
-                      reward_fn: RewardFn, progress: bool = False) -> dict[str, list[Sample]]:
-    """The `synthesis` and `synthetic` streams grown from `seeds`."""
-    from synthesizers.extract import extract_problem
+                      reward_fn: RewardFn, progress: bool = False,
+                      ) -> tuple[dict[str, list[Sample]], Counter]:
+    """The `synthesis` and `synthetic` streams grown from `seeds`, and why outputs were
+    rejected before solving (extraction failure, or `settings.check`'s verdict reason)."""
+    from synthesizers.extract import NO_PROBLEM, extract_problem
 
+    rejected: Counter = Counter()
     if not seeds:
-        return {SYNTHESIS: [], SYNTHETIC: []}
+        return {SYNTHESIS: [], SYNTHETIC: []}, rejected
     prompts = [fill_template(settings.template, "{solution}", solution) for _, solution in seeds]
     outputs = policy.generate(prompts, settings.synthesis_params, progress=progress)
     # Every extracted problem is solved against its ORIGINAL's answer.
@@ -130,9 +138,15 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
     for seed_index, ((problem, _), group) in enumerate(zip(seeds, outputs, strict=True)):
         for output_index, generation in enumerate(group):
             extracted = extract_problem(generation.text)
-            if extracted.ok:
-                variants.append(problem.variant(extracted.text, synthesizer="svs-online"))
-                owner.append((seed_index, output_index))
+            if not extracted.ok:
+                rejected[NO_PROBLEM] += 1
+                continue
+            verdict = settings.check(extracted.text, problem.answer) if settings.check else None
+            if verdict is not None and not verdict.ok:
+                rejected[verdict.reason] += 1  # reward 0, like an output with no problem
+                continue
+            variants.append(problem.variant(extracted.text, synthesizer="svs-online"))
+            owner.append((seed_index, output_index))
     synthetic, solve_rewards = solve_stream(
         policy, variants, stream=SYNTHETIC, template=settings.solve_template,
         params=settings.solve_params, reward_fn=reward_fn, progress=progress)
@@ -149,4 +163,4 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
     for seed_index, (prompt, group) in enumerate(zip(prompts, outputs, strict=True)):
         synthesis += _samples(SYNTHESIS, f"{SYNTHESIS}:{seed_index}", policy.encode(prompt),
                               group, synthesis_rewards[seed_index])
-    return {SYNTHESIS: synthesis, SYNTHETIC: synthetic}
+    return {SYNTHESIS: synthesis, SYNTHETIC: synthetic}, rejected
