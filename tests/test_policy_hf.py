@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import BAND, EASY
+from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX
 
 from pipeline.policy import Generation, Policy, SamplingParams, encode_prompt
 from pipeline.policy.base import FINISH_LENGTH, FINISH_STOP
 from pipeline.policy.hf import HFPolicy
 from pipeline.policy.tiny import SIMPLE_CHAT_TEMPLATE, build_tiny_model
-from verifiers.consistency import solve_prompt
+from verifiers.consistency import solve_prompt as _solve_prompt
+
+
+def solve_prompt(problem: str) -> str:
+    return _solve_prompt(problem, TOY_SOLVE_SUFFIX)
 
 
 @pytest.fixture(scope="module")

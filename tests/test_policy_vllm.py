@@ -11,7 +11,7 @@ import json
 import textwrap
 
 import pytest
-from tiny_models import BAND, EASY
+from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX
 
 from pipeline.policy import SamplingParams
 from pipeline.policy.hf import HFPolicy
@@ -45,7 +45,7 @@ SCRIPT = textwrap.dedent('''
 
 @pytest.mark.slow
 def test_vllm_cpu_backend_matches_transformers(toy_policy_dir, tmp_path):
-    prompts = [solve_prompt(EASY), solve_prompt(BAND)]
+    prompts = [solve_prompt(EASY, TOY_SOLVE_SUFFIX), solve_prompt(BAND, TOY_SOLVE_SUFFIX)]
     script = tmp_path / "run_vllm.py"
     script.write_text(SCRIPT)
     out = tmp_path / "vllm.json"

@@ -1,0 +1,209 @@
+"""Consistency verification: the policy's own solve rate decides which variants survive.
+
+Each candidate that passes the problem-text checks (`verifiers.problems`: not empty or
+garbage, a sensible length, answer not leaked, not a near-duplicate of the corpus or of
+an earlier accepted candidate; their reason slugs pass through unchanged) is
+solved `n_solves` times with the solve prompt. The completions are graded by
+`verifiers.grader.grade_batch` against the ORIGINAL problem's reference answer (for a
+synthesizer that proved a new answer by computation, against that answer). A variant
+is accepted when its solve rate lies in `band`, by default [1/8, 5/8] as in SvS:
+
+- 0 correct: `unsolvable` (the variant changed the answer, or is too hard);
+- above 0 but below the band: `too_hard` (only reachable with a band floor above 1/n);
+- above the band: `too_easy` (nothing left to learn from it).
+
+Every reject keeps its candidate, its reason slug and a detail for people.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from pipeline.policy.base import Policy, SamplingParams
+from pipeline.records import Problem, Verdict
+from synthesizers.registry import Candidate
+from verifiers.problems import NearDuplicateIndex, ProblemCheckConfig, check_problem
+
+SOLVE_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+@dataclass(frozen=True)
+class ConsistencyConfig:
+    """How candidates are solved and which solve rates are accepted."""
+
+    n_solves: int = field(default=8, metadata={"help": "Solutions sampled per candidate."})
+    band: tuple[float, float] = field(default=(0.125, 0.625), metadata={
+        "help": "Inclusive solve-rate band for acceptance; SvS uses [1/8, 5/8]."})
+    temperature: float = field(default=1.0, metadata={"help": "Solve sampling temperature."})
+    top_p: float = field(default=1.0, metadata={"help": "Solve nucleus sampling mass."})
+    max_new_tokens: int = field(default=1024, metadata={"help": "Token budget per solution."})
+    seed: int | None = field(default=0, metadata={"help": "Solve sampling seed."})
+    solve_suffix: str = field(default=SOLVE_SUFFIX, metadata={
+        "help": "Appended to the problem text to make the solve prompt (the method's)."})
+    grade_timeout_s: float = field(default=5.0, metadata={
+        "help": "Per-answer time limit in the sandboxed grader."})
+    check_text: bool = field(default=True, metadata={
+        "help": "Run the problem-text checks (well-formed, leak, near-duplicate) first."})
+    text_checks: ProblemCheckConfig = field(default_factory=ProblemCheckConfig, metadata={
+        "help": "Thresholds of the problem-text checks (verifiers.problems)."})
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "band", tuple(float(x) for x in self.band))
+        low, high = self.band if len(self.band) == 2 else (None, None)
+        if low is None or not 0 <= low <= high <= 1:
+            raise ValueError(f"band must be (low, high) with 0 <= low <= high <= 1, got "
+                             f"{self.band}")
+        if self.n_solves < 1:
+            raise ValueError(f"n_solves must be >= 1, got {self.n_solves}")
+        if self.grade_timeout_s <= 0:
+            raise ValueError(f"grade_timeout_s must be > 0, got {self.grade_timeout_s}")
+        self.sampling()
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(n=self.n_solves, temperature=self.temperature, top_p=self.top_p,
+                              max_new_tokens=self.max_new_tokens, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A candidate that did not make it, and why (`reason` is a slug)."""
+
+    reason: str
+    detail: str
+    candidate: Candidate
+    solve_rate: float | None = None
+
+    def to_row(self) -> dict[str, Any]:
+        problem = self.candidate.problem
+        seed_problem = self.candidate.seed.problem
+        return {
+            "reason": self.reason,
+            "detail": self.detail,
+            "synthesizer": self.candidate.synthesizer,
+            "origin_id": seed_problem.origin_id,
+            "parent_id": seed_problem.id,
+            "seed_rollout": self.candidate.seed.rollout_ref,
+            "candidate_id": problem.id if problem is not None else None,
+            "text": problem.text if problem is not None else None,
+            "answer": problem.answer if problem is not None else None,
+            "solve_rate": self.solve_rate,
+            "raw_output": self.candidate.raw_output,
+        }
+
+
+def solve_prompt(problem_text: str, suffix: str = SOLVE_SUFFIX) -> str:
+    return f"{problem_text.strip()}\n{suffix}" if suffix else problem_text.strip()
+
+
+def band_verdict(n_correct: int, n: int, band: tuple[float, float]) -> Verdict:
+    """Accept a solve rate inside the inclusive band; otherwise say which side."""
+    if n < 1 or not 0 <= n_correct <= n:
+        raise ValueError(f"need 0 <= n_correct <= n and n >= 1, got {n_correct}/{n}")
+    rate = n_correct / n
+    detail = f"solved {n_correct}/{n} (rate {rate:.3f}, band [{band[0]:.3f}, {band[1]:.3f}])"
+    eps = 1e-9
+    if rate < band[0] - eps:
+        return Verdict(False, "unsolvable" if n_correct == 0 else "too_hard", detail)
+    if rate > band[1] + eps:
+        return Verdict(False, "too_easy", detail)
+    return Verdict(True, "in_band", detail)
+
+
+def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],
+                  checks: ProblemCheckConfig | None = None) -> list[Verdict]:
+    """The problem-text checks of `verifiers.problems`, in order. Each text that passes
+    joins the near-duplicate index, so later candidates must not duplicate it either."""
+    checks = checks or ProblemCheckConfig()
+    corpus_texts = {}
+    for position, item in enumerate(corpus):
+        if isinstance(item, Problem):
+            corpus_texts[item.id] = item.text
+        else:
+            corpus_texts[f"corpus-{position}"] = item
+    index = NearDuplicateIndex(corpus_texts, checks)
+    verdicts = []
+    for problem in problems:
+        verdict = check_problem(problem.text, problem.answer, checks, index)
+        if verdict.ok:
+            index.add([problem.id], [problem.text])
+        verdicts.append(verdict)
+    return verdicts
+
+
+def solve_rates(problems: Sequence[Problem], policy: Policy,
+                config: ConsistencyConfig) -> list[tuple[int, int]]:
+    """(correct, total) per problem: n_solves samples graded against `problem.answer`."""
+    from verifiers.grader import grade_batch
+
+    if not problems:
+        return []
+    prompts = [solve_prompt(p.text, config.solve_suffix) for p in problems]
+    groups = policy.generate(prompts, config.sampling(), progress=len(prompts) > 8)
+    pairs = [(p.answer, g.text) for p, group in zip(problems, groups, strict=True)
+             for g in group]
+    grades = grade_batch(pairs, timeout_s=config.grade_timeout_s, progress=len(pairs) > 256)
+    counts, position = [], 0
+    for group in groups:
+        chunk = grades[position:position + len(group)]
+        position += len(group)
+        counts.append((sum(g.correct for g in chunk), len(chunk)))
+    return counts
+
+
+def verify_candidates(candidates: Sequence[Candidate], policy: Policy | None,
+                      config: ConsistencyConfig | None = None, *,
+                      corpus: Iterable[Problem | str] = ()) -> tuple[list[Problem], list[Reject]]:
+    """Accepted variants (metadata gains `solve_rate`) and a reject per dropped candidate.
+
+    `corpus` is what a variant must not duplicate (the current prompt set, originals).
+    `policy=None` skips the solve-rate check, which is allowed only for candidates whose
+    answer was proven by computation (`Candidate.answer_proven`).
+    """
+    config = config or ConsistencyConfig()
+    rejects: list[Reject] = []
+    pending: list[Candidate] = []
+    for candidate in candidates:
+        if candidate.problem is None:
+            rejects.append(Reject(candidate.reason or "no_problem_extracted", candidate.detail,
+                                  candidate))
+        else:
+            pending.append(candidate)
+    if policy is None:
+        unproven = [c for c in pending if not c.answer_proven]
+        if unproven:
+            raise ValueError(f"policy is None but {len(unproven)} candidates "
+                             f"(synthesizer {unproven[0].synthesizer!r}) have unproven "
+                             f"answers; pass a policy to measure their solve rate")
+    if config.check_text and pending:
+        verdicts = text_verdicts([c.problem for c in pending], corpus, config.text_checks)
+        passed = []
+        for candidate, verdict in zip(pending, verdicts, strict=True):
+            if verdict.ok:
+                passed.append(candidate)
+            else:
+                rejects.append(Reject(verdict.reason, verdict.detail, candidate))
+        pending = passed
+    if policy is None:
+        return [c.problem for c in pending], rejects
+    accepted = []
+    counts = solve_rates([c.problem for c in pending], policy, config)
+    for candidate, (n_correct, n) in zip(pending, counts, strict=True):
+        verdict = band_verdict(n_correct, n, config.band)
+        rate = n_correct / n
+        if verdict.ok:
+            metadata = {**candidate.problem.metadata, "solve_rate": rate}
+            accepted.append(replace(candidate.problem, metadata=metadata))
+        else:
+            rejects.append(Reject(verdict.reason, verdict.detail, candidate, rate))
+    return accepted, rejects
+
+
+def reject_counts(rejects: Sequence[Reject]) -> dict[str, int]:
+    """Namespaced metrics: `verify/reject/<reason>` counts."""
+    counts: dict[str, int] = {}
+    for reject in rejects:
+        key = f"verify/reject/{reject.reason}"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
