@@ -125,8 +125,8 @@ def diff_report(store: PromptStore, a: str, b: str | None, name: str | None,
         counts.add_row("added", synthesizer, str(n))
     for reason, n in sorted(diff.retired_by_reason.items()):
         counts.add_row("retired", reason, str(n))
-    for field_name in sorted({c.field for c in diff.changed}):
-        counts.add_row("changed", field_name, str(sum(c.field == field_name for c in diff.changed)))
+    for field_label, n in sorted(diff.changed_by_label.items()):
+        counts.add_row("changed", field_label, str(n))
     if not (diff.added or diff.retired or diff.changed):
         counts.add_row("none", "", "0")
     examples = Table(title=f"examples (up to {show} of each)")
@@ -140,7 +140,7 @@ def diff_report(store: PromptStore, a: str, b: str | None, name: str | None,
         examples.add_row("retired", problem.id, diff.retired_because[problem.id], problem.text[:120])
     for change in diff.changed[:show]:
         examples.add_row("changed", change.problem_id, f"{change.field}: {change.old} -> "
-                         f"{change.new}", "")
+                         f"{change.new} ({change.label})", "")
     return [counts, examples], diff.to_dict()
 
 

@@ -2,9 +2,10 @@
 
 Ids are content-derived, so a problem whose text or answer changed is one problem
 retired and another added. "Changed" therefore means same id, different weight or
-metadata. Retired problems are grouped by why they left: the reason the refresh policy
-recorded in B's manifest (`memorized`, `target_size`), else B's diagnosis label, else
-`removed`. Added problems are grouped by synthesizer (`original` for imported ones).
+metadata, grouped by the label in B's diagnosis (the diagnosis that led to B).
+Retired problems are grouped by why they left: the reason the refresh policy recorded
+in B's manifest (`memorized`, `target_size`), else B's diagnosis label, else `removed`.
+Added problems are grouped by synthesizer (`original` for imported ones).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Change:
     field: str
     old: Any
     new: Any
+    label: str = "unlabelled"  # B's diagnosis label for the problem, if it has one
 
 
 @dataclass(frozen=True)
@@ -42,14 +44,19 @@ class VersionDiff:
     def retired_by_reason(self) -> Counter[str]:
         return Counter(self.retired_because[p.id] for p in self.retired)
 
+    @property
+    def changed_by_label(self) -> Counter[str]:
+        return Counter(f"{c.field}/{c.label}" for c in self.changed)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "a": self.a, "b": self.b,
             "added": [p.id for p in self.added], "retired": [p.id for p in self.retired],
-            "changed": [{"id": c.problem_id, "field": c.field, "old": c.old, "new": c.new}
-                        for c in self.changed],
+            "changed": [{"id": c.problem_id, "field": c.field, "old": c.old, "new": c.new,
+                         "label": c.label} for c in self.changed],
             "added_by_synthesizer": dict(sorted(self.added_by_synthesizer.items())),
             "retired_by_reason": dict(sorted(self.retired_by_reason.items())),
+            "changed_by_label": dict(sorted(self.changed_by_label.items())),
         }
 
 
@@ -73,8 +80,9 @@ def diff_versions(a: PromptSet, b: PromptSet) -> VersionDiff:
         old = a_by_id.get(pid)
         if old is None:
             continue
+        label = labels.get(pid, "unlabelled")
         if a.weight(pid) != b.weight(pid):
-            changed.append(Change(pid, "weight", a.weight(pid), b.weight(pid)))
+            changed.append(Change(pid, "weight", a.weight(pid), b.weight(pid), label))
         if dict(old.metadata) != dict(new.metadata):
-            changed.append(Change(pid, "metadata", dict(old.metadata), dict(new.metadata)))
+            changed.append(Change(pid, "metadata", dict(old.metadata), dict(new.metadata), label))
     return VersionDiff(a.label, b.label, added, retired, tuple(changed), because)

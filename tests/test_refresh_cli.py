@@ -237,7 +237,8 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
     diff = cli("diff", "v1", "v2", "--store", tmp_path / "store", "--set", "demo", "--json")
     data = json.loads(diff.output)
     memorized = [c for c in data["changed"] if c["field"] == "weight"]
-    assert memorized and memorized[0]["new"] == 0.25
+    assert memorized and memorized[0]["new"] == 0.25 and memorized[0]["label"] == "memorized"
+    assert data["changed_by_label"] == {"weight/memorized": 1}
     for problem_id in data["added"]:
         assert v2.lineage.nodes[problem_id]["synthesizer"] == "svs"
     # without rollout files the model generates them (and grades them) itself

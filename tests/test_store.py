@@ -183,6 +183,7 @@ def test_diff_reports_added_retired_and_changed(tmp_path):
     assert diff.added_by_synthesizer == {"svs": 1}
     assert [(c.problem_id, c.field, c.old, c.new) for c in diff.changed] == [
         (ORIGINALS[0].id, "weight", 1.0, 0.25)]
+    assert diff.changed_by_label == {"weight/unlabelled": 1}
     assert diff.to_dict()["a"] == "math@v1"
 
 
