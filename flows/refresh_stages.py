@@ -19,8 +19,6 @@ from pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
 from pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
 from pipeline.store_files import sha256_file
 
-SYNTHESIZER_SECTIONS = ("svs", "symbolic")
-
 
 def _section(cls: type, data: Any, name: str) -> Any:
     if data is None:
@@ -48,18 +46,28 @@ class GenerateConfig:
         if self.n < 2:
             raise ValueError(f"generate.n must be >= 2 (a diagnosis needs a spread of "
                              f"rollouts per problem), got {self.n}")
+        if self.temperature < 0 or self.max_new_tokens < 1:
+            raise ValueError(f"generate needs temperature >= 0 and max_new_tokens >= 1, got "
+                             f"{self.temperature} and {self.max_new_tokens}")
 
 
 @dataclass(frozen=True)
 class RefreshRunConfig:
     """Everything a refresh reads from its config file (YAML or JSON), section by section."""
 
-    refresh: RefreshConfig = field(default_factory=RefreshConfig)
-    diagnosis: Any = None  # pipeline.memorization.DiagnosisConfig
-    synthesizers: tuple[str, ...] = ("svs",)
-    synthesizer_configs: Mapping[str, Any] = field(default_factory=dict)
-    consistency: Any = None  # verifiers.consistency.ConsistencyConfig
-    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    refresh: RefreshConfig = field(default_factory=RefreshConfig, metadata={
+        "help": "How version N+1 is formed (pipeline.refresh.RefreshConfig)."})
+    diagnosis: Any = field(default=None, metadata={
+        "help": "pipeline.memorization.DiagnosisConfig; None: its defaults."})
+    synthesizers: tuple[str, ...] = field(default=("svs",), metadata={
+        "help": "Synthesizers run on the seeds, in order (synthesizers.registry names)."})
+    synthesizer_configs: Mapping[str, Any] = field(default_factory=dict, metadata={
+        "help": "Config per synthesizer name (the `svs:` / `symbolic:` sections); a "
+                "synthesizer without one runs with its defaults."})
+    consistency: Any = field(default=None, metadata={
+        "help": "verifiers.consistency.ConsistencyConfig; None: its defaults."})
+    generate: GenerateConfig = field(default_factory=GenerateConfig, metadata={
+        "help": "Rollout sampling when no rollout files are given."})
 
     def __post_init__(self) -> None:
         from pipeline.memorization import DiagnosisConfig
