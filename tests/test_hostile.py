@@ -113,12 +113,14 @@ HOSTILE = [
     ("only_closing_braces", "1", "}" * 10_000, {"no_answer"}, False),
 ]
 # injection: every payload in a box, in an answer line, at the end, and as the gold
+# (what matters is that nothing runs; a parse slowed down by a loaded machine may time out)
+_INJECTED = {"unsafe_input", "wrong", "timeout"}
 for _name, _code in {**PAYLOADS, **UNSCREENED}.items():
     HOSTILE += [
-        (f"inject_{_name}_boxed", "1", f"Thus \\boxed{{{_code}}}", {"unsafe_input", "wrong"}, False),
-        (f"inject_{_name}_answer_line", "2", f"Answer: {_code}", {"unsafe_input", "wrong"}, False),
-        (f"inject_{_name}_at_end", "3", f"so we get ${_code}$", {"unsafe_input", "wrong"}, False),
-        (f"inject_{_name}_gold", _code, r"\boxed{1}", {"bad_gold", "wrong"}, False),
+        (f"inject_{_name}_boxed", "1", f"Thus \\boxed{{{_code}}}", _INJECTED, False),
+        (f"inject_{_name}_answer_line", "2", f"Answer: {_code}", _INJECTED, False),
+        (f"inject_{_name}_at_end", "3", f"so we get ${_code}$", _INJECTED, False),
+        (f"inject_{_name}_gold", _code, r"\boxed{1}", _INJECTED | {"bad_gold"}, False),
     ]
 
 NORMAL = [("x+1", r"so $\boxed{1+x}$"), (r"\frac{1}{2}", r"$\boxed{0.5}$"),
