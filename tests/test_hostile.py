@@ -229,3 +229,14 @@ def test_math_verify_does_not_run_payloads_even_unscreened(tmp_path):
     subprocess.run([sys.executable, "-c", script, *codes], check=True, timeout=120,
                    cwd=tmp_path, capture_output=True, env=env)
     assert not target.exists()
+
+
+def test_values_that_are_not_strings_get_verdicts(pool):
+    # Parquet and JSON readers hand over ints, floats and nulls; none of them may raise.
+    grades = pool.grade([(42, r"\boxed{42}"), (0.5, r"\boxed{1/2}"), (None, r"\boxed{1}"),
+                         ("1", None), ("1", 1), ("1", b"\\boxed{1}")])
+    assert [(g.correct, g.reason) for g in grades] == [
+        (True, "correct"), (True, "correct"), (False, "wrong"),
+        (False, "no_answer"), (False, "no_answer"), (False, "no_answer")]
+    direct = pool.grade([("1", 1), ("1", None)], extract=False)
+    assert [g.reason for g in direct] == ["no_answer", "no_answer"]
