@@ -241,7 +241,7 @@ def rollback(
         before, after = PromptStore(store).rollback(set_name, None if to is None else parse_version(to))
     except _STORE_ERRORS as exc:
         _fail(exc)
-    print(f"{set_name}: current version v{before} -> v{after}")
+    print(f"{set_name}: current version {'v' + str(before) if before else 'none'} -> v{after}")
 
 
 @app.command()

@@ -142,7 +142,7 @@ def load_base(store: PromptStore, name: str, prompts: Path | None,
               columns: ColumnMap | None = None) -> tuple[PromptSet, str]:
     """The version to refresh: the set's current one, or `prompts` imported as v1 when
     the set does not exist yet. Returns the set and "stored" or "imported"."""
-    if prompts is not None and not store.exists(name):
+    if prompts is not None and store.current_or_none(name) is None:
         from flows.store_commands import import_into_store
 
         import_into_store(store, name, prompts, "table", columns or ColumnMap(), add=False)

@@ -52,7 +52,7 @@ def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, colum
     key = hashlib.sha256(("import\x1f" + name + "\x1f" + "\x1f".join(p.id for p in problems))
                          .encode()).hexdigest()
     with store.lock(name, purpose="import"):
-        if not store.exists(name):
+        if store.current_or_none(name) is None:  # new, or its first publish died
             graph = lineage.graph_for(problems, 1)
             new = NewVersion(problems, graph, weights=weights, note=f"import {Path(path).name}")
             return store.publish(name, new, parent=None, run_key=key), len(problems), duplicates

@@ -178,8 +178,9 @@ class PromptStore:
         pointer = self.set_dir(name) / "CURRENT"
         if not pointer.exists():
             self.versions(name)  # raises a clear error for an unknown set
-            raise StoreError(f"prompt set {name!r} has no CURRENT pointer ({pointer}); "
-                             f"run `svs rollback --to vN` to choose a version")
+            raise StoreError(f"prompt set {name!r} has no CURRENT pointer ({pointer}): its "
+                             f"first publish did not finish. Run the same `svs import` again, "
+                             f"or `svs rollback --to vN` to choose a version")
         return parse_version(pointer.read_text().strip())
 
     def history(self, name: str) -> list[dict[str, Any]]:
@@ -288,7 +289,7 @@ class PromptStore:
             done = self._resolve_run(name, run_key)
             if done is not None:
                 return done
-            current = self._current_or_none(name)
+            current = self.current_or_none(name)
             if parent != current:
                 if current is None:
                     raise StaleParentError(f"prompt set {name!r} does not exist; publish its "
@@ -319,7 +320,9 @@ class PromptStore:
     def next_version(self, name: str) -> int:
         return max(self.versions(name), default=0) + 1 if self.exists(name) else 1
 
-    def _current_or_none(self, name: str) -> int | None:
+    def current_or_none(self, name: str) -> int | None:
+        """The current version; None for a set that does not exist or whose first
+        publish died before CURRENT was written."""
         if self.exists(name) and (self.set_dir(name) / "CURRENT").exists():
             return self.current(name)
         return None
@@ -328,7 +331,7 @@ class PromptStore:
         existing = self.find_run(name, run_key)
         if existing is None:
             return None
-        current = self._current_or_none(name)
+        current = self.current_or_none(name)
         parent = self.manifest(name, existing).get("parent")
         if existing == current:
             return PublishResult(name, existing, parent, "already")
@@ -340,10 +343,13 @@ class PromptStore:
             return PublishResult(name, existing, parent, "adopted")
         return None
 
-    def rollback(self, name: str, to: int | None = None) -> tuple[int, int]:
+    def rollback(self, name: str, to: int | None = None) -> tuple[int | None, int]:
         """Make an earlier (or any verified) version current; returns (from, to)."""
         with self.lock(name, purpose="rollback"):
-            current = self.current(name)
+            current = self.current_or_none(name)
+            if to is None and current is None:
+                raise StoreError(f"prompt set {name!r} has no current version; choose one "
+                                 f"with --to (it has {', '.join(map(version_label, self.versions(name)))})")
             if to is None:
                 to = self.manifest(name, current).get("parent")
                 if to is None:

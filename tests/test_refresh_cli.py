@@ -273,3 +273,19 @@ def test_run_key_is_stable_and_changes_with_every_input(workdir):
     template.write_text("Solution: {solution}\nWrite the problem.\n")
     changed.add(run_key("demo", rollouts, None, config))
     assert key not in changed and len(changed) == 5
+
+
+@pytest.mark.parametrize("point,outcome", [("before_rename", "published"),
+                                           ("after_rename", "recovered")])
+def test_sigkill_during_the_first_import_then_import_again(workdir, point, outcome):
+    env = {**os.environ, FAULT_ENV: f"{point}:kill", "PYTHONPATH": ROOT}
+    code = "import sys; from flows.cli import app; sys.argv[0] = 'svs'; app()"
+    args = ["import", workdir / "problems.jsonl", "--store", workdir / "store", "--set", "demo"]
+    killed = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    store = PromptStore(workdir / "store")
+    assert store.current_or_none("demo") is None
+    again = cli(*args)
+    assert again.exit_code == 0 and f"{outcome} demo@v1" in again.output, again.output
+    assert store.current("demo") == 1 and len(store.load("demo").problems) == len(PROBLEMS)
