@@ -47,6 +47,8 @@ PAYLOADS = {
     # no dunder, no keyword: fullwidth letters, which Python folds to `exec`/`open`
     "fullwidth_exec": "ｅｘｅｃ(bytes((" + SENTINEL_BYTES + ")).decode())",
     "fullwidth_open": f"ｏｐｅｎ('{SENTINEL}', 'w')",
+    # exec passed as a value, never called by name
+    "map_exec": "list(map(exec, [bytes((" + SENTINEL_BYTES + ")).decode()]))",
 }
 # Code-shaped text that passes the screen in verifiers/sandbox.py entirely.
 UNSCREENED = {
