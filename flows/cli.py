@@ -308,6 +308,7 @@ ADDRESS_OPTION = typer.Option(None, "--address", help="A running Dask scheduler 
 def serve(
     deployments: Path = typer.Argument(..., help="YAML file with a `deployments:` list (name, flow, interval or cron, parameters)."),
     limit: int | None = typer.Option(None, "--limit", help="Most flow runs at the same time."),
+    port: int | None = typer.Option(None, "--port", help="Without PREFECT_API_URL: port of the embedded server svs starts on loopback (default: a free one)."),
 ) -> None:
     """Serve svs flows on cron / interval schedules until Ctrl-C (docs/flows.md)."""
     from flows.deploy import api_mode, load_specs
@@ -321,7 +322,10 @@ def serve(
         when = f"every {spec.interval}" if spec.interval is not None else f"cron '{spec.cron}'"
         print(f"{spec.name}: {spec.flow} flow, {when}{' (paused)' if spec.paused else ''}")
     print(f"serving {len(specs)} deployment(s) against the {api_mode()}")
-    run_serve(specs, limit=limit)
+    try:
+        run_serve(specs, limit=limit, port=port)
+    except RuntimeError as exc:
+        _fail(exc)
 
 
 @app.command()

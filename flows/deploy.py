@@ -13,18 +13,28 @@ A deployments file (YAML) lists what to run and when:
 `serve` registers the deployments with the Prefect API the environment points at and
 runs their flow runs in this process's children until it is stopped (Ctrl-C):
 
-- with no `PREFECT_API_URL` set, against Prefect's embedded server (SQLite under
-  PREFECT_HOME, started with the process, gone with it; `prefect server start` on the
-  same PREFECT_HOME shows the runs afterwards);
 - with `PREFECT_API_URL=http://127.0.0.1:4200/api`, against a `prefect server start`
-  on loopback, whose UI shows the runs and their artifacts while they happen.
+  on loopback (or anywhere), whose UI shows the runs and their artifacts;
+- with no `PREFECT_API_URL` set, against an embedded server: Prefect's SQLite database
+  under PREFECT_HOME, served on loopback by a child process that `svs serve` starts and
+  stops. Prefect's own temporary server (what a plain flow call starts) does not run
+  the scheduler service, so schedules would never fire on it; the child is a full
+  `prefect server start`, scheduler and UI included, tied to the serve process (it gets
+  SIGTERM when the serve process dies, even by SIGKILL).
 """
 
 from __future__ import annotations
 
 import inspect
+import os
 import re
-from collections.abc import Mapping, Sequence
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,16 +164,95 @@ def build_deployments(specs: Sequence[DeploymentSpec]) -> list[Any]:
     return deployments
 
 
-def api_mode() -> str:
-    """`server at URL` or `embedded server` (what `serve` will talk to)."""
+def api_url() -> str | None:
     from prefect.settings import PREFECT_API_URL
 
-    url = PREFECT_API_URL.value()
+    return PREFECT_API_URL.value() or None
+
+
+def api_mode() -> str:
+    """What `serve` will talk to, in words."""
+    url = api_url()
     return f"server at {url}" if url else "embedded server (no PREFECT_API_URL set)"
 
 
-def serve(specs: Sequence[DeploymentSpec], *, limit: int | None = None) -> None:
-    """Register and serve until interrupted. `limit`: concurrent flow runs at most."""
-    from prefect import serve as prefect_serve
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
 
-    prefect_serve(*build_deployments(specs), limit=limit, print_starting_message=True)
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec (Linux only)
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@contextmanager
+def local_server(port: int | None = None, host: str = "127.0.0.1",
+                 startup_timeout_s: float = 180.0, log: Path | None = None) -> Iterator[str]:
+    """Run `prefect server start` on loopback (database under PREFECT_HOME) for the
+    duration of the block; yields its API URL. Stopped with SIGINT, then SIGKILL."""
+    import httpx
+
+    port = port or free_port(host)
+    url = f"http://{host}:{port}/api"
+    handle = open(log, "w") if log else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
+        env={k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"},
+        stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"`prefect server start` on port {port} exited with code "
+                                   f"{process.returncode}"
+                                   + (f"; its log: {log}" if log else "; is the port in use? "
+                                      "pick another with --port"))
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the local Prefect server on port {port} did not answer "
+                                   f"within {startup_timeout_s:.0f} s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+        if log:
+            handle.close()
+
+
+def serve(specs: Sequence[DeploymentSpec], *, limit: int | None = None,
+          port: int | None = None, say=print) -> None:
+    """Register and serve until interrupted; `limit`: concurrent flow runs at most.
+    Without PREFECT_API_URL a local server is started on `port` (default: a free one)
+    and stopped after the deployments are (serve first, then its server)."""
+    from prefect import serve as prefect_serve
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    deployments = build_deployments(specs)
+    if api_url():
+        prefect_serve(*deployments, limit=limit, print_starting_message=True)
+        return
+    home = os.environ.get("PREFECT_HOME", "~/.prefect")
+    with local_server(port) as url:
+        say(f"embedded server: {url} (database under {home}); UI at {url[:-len('/api')]}")
+        os.environ["PREFECT_API_URL"] = url  # for the flow-run processes serve starts
+        try:
+            with temporary_settings({PREFECT_API_URL: url}):
+                prefect_serve(*deployments, limit=limit, print_starting_message=True)
+        finally:
+            del os.environ["PREFECT_API_URL"]

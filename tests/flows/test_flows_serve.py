@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from flow_fixtures import REFRESH_CONFIG
+from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
 from flows.deploy import DeploymentSpec, build_deployments, load_specs, parse_interval
 from pipeline.store import PromptStore
@@ -129,3 +129,29 @@ def test_served_deployment_fires_and_publishes(workdir):
     finally:
         for proc in reversed(procs):  # serve before the server it talks to
             stop(proc)
+
+
+@pytest.mark.slow  # the serve process starts its own server: ~40-90 s on 2 busy cores
+def test_serve_without_an_api_url_runs_an_embedded_server(workdir):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(workdir / "prefect-home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               PREFECT_UI_ENABLED="false", PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS="2",
+               PREFECT_RUNNER_POLL_FREQUENCY="1")
+    write_rollouts(workdir / "dump.jsonl", step=1)
+    (workdir / "deployments.yaml").write_text(yaml.safe_dump({"deployments": [{
+        "name": "embedded-diagnose", "flow": "diagnose", "interval": "5s",
+        "parameters": {"rollouts": [str(workdir / "dump.jsonl")], "out": str(workdir / "report")}}]}))
+    serve = start([str(BIN / "svs"), "serve", str(workdir / "deployments.yaml"), "--port", str(port)],
+                  env, workdir / "serve.log", workdir)
+    try:
+        wait_for(lambda: (workdir / "report" / "report.json").exists(), 240, "the diagnosis report",
+                 [serve])
+        log = (workdir / "serve.log").read_text()
+        assert "against the embedded server" in log and f"127.0.0.1:{port}/api" in log
+        assert (workdir / "prefect-home" / "prefect.db").exists()
+    finally:
+        stop(serve)
+    time.sleep(2)
+    with socket.socket() as sock:  # the embedded server went with its serve process
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
