@@ -77,3 +77,37 @@ def test_problem_checks_reject_before_solving(toy_policy):
     assert streams[SYNTHETIC] == []  # "3+4=" is symbol soup to the checks (few letters)
     assert sum(rejected.values()) == 4 and set(rejected) <= {"garbage", "no_problem_extracted"}
     assert [s.reward for s in streams[SYNTHESIS]] == [0.0] * 4
+
+
+def test_later_mini_batches_are_clipped_against_the_sampling_policy(toy_policy):
+    """Old log-probs are taken before the first update, so once the first mini-batch has
+    moved the policy, the second one sees ratios != 1 and clipping engages."""
+    import copy
+
+    import torch
+
+    from trainer_bridge.grpo import update
+    from trainer_bridge.grpo_config import GRPOConfig
+    from trainer_bridge.losses import group_advantages
+    from trainer_bridge.streams import Sample
+
+    model = copy.deepcopy(toy_policy.model).train()
+    generator = torch.Generator().manual_seed(0)
+    vocab = model.config.vocab_size
+
+    def ids(length):
+        return tuple(torch.randint(3, vocab, (length,), generator=generator).tolist())
+
+    samples = [Sample("original", f"g{i // 4}", ids(5), ids(6), float(i % 2), False)
+               for i in range(16)]
+    rewards = torch.tensor([s.reward for s in samples])
+    advantages = group_advantages("grpo", rewards, torch.arange(16) // 4)
+    config = GRPOConfig(model="unused", prompts_file="unused.jsonl", mini_batches=2, lr=0.05,
+                        clip_low=0.01, clip_high=0.01, dual_clip=None, max_grad_norm=0)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    metrics, totals = update(model, optimizer, scheduler, samples, advantages, config,
+                             pad_id=0)
+    assert metrics["train/optimizer_steps"] == 2
+    clipped = totals.sums["original"]["clip_low"] + totals.sums["original"]["clip_high"]
+    assert clipped > 0

@@ -150,28 +150,32 @@ def update(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[Sample]
     metrics: dict[str, float] = defaultdict(float)
     order = list(range(len(samples)))
     minis = [order[i::config.mini_batches] for i in range(config.mini_batches)]
+    plans = []
     for mini in (m for m in minis if m):
         chunks = [mini[i:i + config.micro_batch_size]
                   for i in range(0, len(mini), config.micro_batch_size)]
         batches = [pack([samples[i] for i in chunk], advantages[chunk], pad_id, device)
                    for chunk in chunks]
-        units = sum(losses.AGGREGATIONS[config.loss_aggregation].units(b.mask) for b in batches)
-        # With one mini-batch the sampling policy IS the current one: ratio 1, no extra pass.
+        # Old log-probs come from the sampling policy, i.e. before the first update. With
+        # one mini-batch that IS the current policy: ratio 1, no extra forward pass.
         olds = sequence_logprobs(model, batches) if config.mini_batches > 1 else [None] * len(batches)
         refs = sequence_logprobs(ref_model, batches) if ref_model is not None else [None] * len(batches)
+        plans.append((batches, olds, refs))
+    for batches, olds, refs in plans:
+        units = sum(losses.AGGREGATIONS[config.loss_aggregation].units(b.mask) for b in batches)
         optimizer.zero_grad(set_to_none=True)
         for batch, old, ref in zip(batches, olds, refs, strict=True):
             loss, stats = micro_batch_loss(model, batch, config, units=units,
                                            old_logprobs=old, ref_logprobs=ref)
             loss.backward()
-            metrics["train/loss"] += float(loss.detach())
+            metrics["train/loss"] += float(loss.detach()) / len(plans)
             for row, stream in enumerate(batch.streams):
                 row_mask = batch.mask[row]
                 totals.add(stream, tokens=float(row_mask.sum()),
                            **{k: float((v[row] * row_mask).sum()) for k, v in stats.items()})
         norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
                                               config.max_grad_norm or float("inf"))
-        metrics["train/grad_norm"] = float(norm)
+        metrics["train/grad_norm"] += float(norm) / len(plans)
         optimizer.step()
         scheduler.step()
         metrics["train/optimizer_steps"] += 1
