@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 
 import pytest
 from grpo_toy import build_addition_model, one_torch_thread  # noqa: F401 - autouse fixture
@@ -11,7 +12,7 @@ from pipeline.lineage import graph_for
 from pipeline.records import Problem
 from pipeline.store import NewVersion, PromptStore
 from trainer_bridge.checkpoint import latest_checkpoint
-from trainer_bridge.grpo import train
+from trainer_bridge.grpo import sample_problems, train
 from trainer_bridge.grpo_config import GRPOConfig
 from trainer_bridge.streams import verifier_reward
 
@@ -28,7 +29,9 @@ def test_refresh_picks_up_a_new_version_at_the_boundary(tmp_path):
     def reward(golds, completions):
         golds_per_step.append(set(golds))
         if len(golds_per_step) == 2:  # during step 2, someone publishes v2
-            store.publish("toy", NewVersion(V2, graph_for(V2, 2)), parent=1)
+            # the refresh flow retired-by-weight half of v2: weight 0 is never sampled
+            weights = {p.id: 0.0 for p in V2[5:]}
+            store.publish("toy", NewVersion(V2, graph_for(V2, 2), weights=weights), parent=1)
         return verifier_reward(golds, completions)
 
     config = GRPOConfig(model=str(model), output_dir=str(tmp_path / "run"),
@@ -38,7 +41,7 @@ def test_refresh_picks_up_a_new_version_at_the_boundary(tmp_path):
                         tensorboard=False)
     result = train(config, reward_fn=reward)
 
-    v1, v2 = {p.answer for p in V1}, {p.answer for p in V2}
+    v1, v2 = {p.answer for p in V1}, {p.answer for p in V2[:5]}
     assert [g <= v1 for g in golds_per_step] == [True, True, False, False]
     assert all(g <= v2 for g in golds_per_step[2:])
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
@@ -47,6 +50,19 @@ def test_refresh_picks_up_a_new_version_at_the_boundary(tmp_path):
     assert result.prompt_version == "toy@v2"
     state = json.loads((latest_checkpoint(tmp_path / "run") / "state.json").read_text())
     assert state["prompt_version"] == "toy@v2" and state["step"] == 4
+
+
+def test_sampling_follows_weights():
+    problems = [Problem(f"{i}+1=", str(i + 1)) for i in range(3)]
+    weights = [1.0, 0.25, 0.0]
+    counts = Counter(sample_problems(problems, weights, 1, seed)[0].answer
+                     for seed in range(4000))
+    assert "3" not in counts  # weight 0: never
+    assert counts["2"] / counts["1"] == pytest.approx(0.25, abs=0.05)
+    assert {p.answer for p in sample_problems(problems, weights, 2, 0)} == {"1", "2"}
+    assert len(sample_problems(problems, weights, 5, 0)) == 5  # more than available
+    with pytest.raises(ValueError, match="weight 0"):
+        sample_problems(problems, [0.0, 0.0, 0.0], 1, 0)
 
 
 def test_config_errors_say_what_to_fix(tmp_path):

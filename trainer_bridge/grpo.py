@@ -43,7 +43,12 @@ from trainer_bridge.checkpoint import (
     save_checkpoint,
 )
 from trainer_bridge.grpo_config import GRPOConfig
-from trainer_bridge.prompt_source import PromptSource, heldout_from_config, source_from_config
+from trainer_bridge.prompt_source import (
+    PromptSource,
+    PromptVersion,
+    heldout_from_config,
+    source_from_config,
+)
 from trainer_bridge.streams import (
     ORIGINAL,
     RewardFn,
@@ -198,12 +203,17 @@ def step_seed(config: GRPOConfig, step: int, salt: int = 0) -> int:
     return (config.seed * 1_000_003 + step * 101 + salt) % (2**31)
 
 
-def sample_problems(problems: Sequence[Problem], count: int, seed: int) -> list[Problem]:
-    """`count` problems, without replacement while the set is large enough."""
+def sample_problems(problems: Sequence[Problem], weights: Sequence[float], count: int,
+                    seed: int) -> list[Problem]:
+    """`count` problems drawn in proportion to their weights, without replacement while
+    enough have a positive weight (Efraimidis-Spirakis keys u ** (1 / w))."""
     rng = random.Random(seed)
-    if count <= len(problems):
-        return rng.sample(list(problems), count)
-    return [rng.choice(problems) for _ in range(count)]
+    keyed = [(rng.random() ** (1.0 / w), i) for i, w in enumerate(weights) if w > 0]
+    if not keyed:
+        raise ValueError("every problem of the prompt set has weight 0")
+    if count <= len(keyed):
+        return [problems[i] for _, i in sorted(keyed, reverse=True)[:count]]
+    return rng.choices(list(problems), weights=list(weights), k=count)
 
 
 def collect(policy: Policy, problems: Sequence[Problem], config: GRPOConfig, step: int,
@@ -304,19 +314,19 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
     progress = Progress(config.progress, config.steps, start)
     svs = svs_settings(config) if config.mode == "svs" else None
     result = TrainResult(steps_done=start, prompt_version=version)
-    problems: Sequence[Problem] = ()
+    prompts: PromptVersion | None = None
     model.train()
     try:
         for step in range(start + 1, config.steps + 1):
             began = time.perf_counter()
             metrics: dict[str, Any] = {"train/prompt_refreshed": 0.0}
             # Periodic refresh: look for a newer prompt-set version at the boundary.
-            if not problems or (config.refresh_every and (step - 1) % config.refresh_every == 0):
-                new_version, problems = source.current()
-                metrics["train/prompt_refreshed"] = float(bool(version) and new_version != version)
-                version = new_version
-            batch_problems = sample_problems(problems, config.prompts_per_step,
-                                             step_seed(config, step))
+            if prompts is None or (config.refresh_every and (step - 1) % config.refresh_every == 0):
+                prompts = source.current()
+                metrics["train/prompt_refreshed"] = float(bool(version) and prompts.label != version)
+                version = prompts.label
+            batch_problems = sample_problems(prompts.problems, prompts.weight_list(),
+                                             config.prompts_per_step, step_seed(config, step))
             samples, collect_metrics = collect(policy, batch_problems, config, step, reward_fn, svs)
             metrics.update(collect_metrics)
 

@@ -1,6 +1,8 @@
 """Where the learner's problems come from: a versioned prompt store, or a fixed list.
 
-The loop only needs `current() -> (version, problems)`. A store-backed source answers
+The loop only needs `current() -> PromptVersion` (label, problems, sampling weights).
+Weights come from the store (the refresh flow down-weights memorized problems; missing
+ids weigh 1.0). A store-backed source answers
 with the store's CURRENT version, so a run in periodic-refresh mode picks up a newly
 published version the next time it asks (at its refresh boundary); the loop never
 reads a half-published version because the store publishes by rename.
@@ -9,17 +11,30 @@ reads a half-published version because the store publishes by rename.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from pipeline.records import Problem
 
 
+@dataclass(frozen=True)
+class PromptVersion:
+    """One version of the training prompts."""
+
+    label: str
+    problems: Sequence[Problem]
+    weights: Mapping[str, float] = field(default_factory=dict)  # problem id -> weight
+
+    def weight_list(self) -> list[float]:
+        return [float(self.weights.get(p.id, 1.0)) for p in self.problems]
+
+
 @runtime_checkable
 class PromptSource(Protocol):
-    def current(self) -> tuple[str, Sequence[Problem]]:
-        """The current version's label and its problems (non-empty)."""
+    def current(self) -> PromptVersion:
+        """The current version (non-empty)."""
         ...
 
 
@@ -32,8 +47,8 @@ class StaticPromptSource:
         self.problems = tuple(problems)
         self.version = version
 
-    def current(self) -> tuple[str, Sequence[Problem]]:
-        return self.version, self.problems
+    def current(self) -> PromptVersion:
+        return PromptVersion(self.version, self.problems)
 
 
 class StorePromptSource:
@@ -47,16 +62,17 @@ class StorePromptSource:
         if not self.store.exists(name):
             raise ValueError(f"prompt store {root} has no prompt set {name!r}; it has "
                              f"{', '.join(self.store.names()) or 'none'}")
-        self._cache: tuple[int, tuple[Problem, ...]] | None = None
+        self._cache: tuple[int, PromptVersion] | None = None
 
-    def current(self) -> tuple[str, Sequence[Problem]]:
+    def current(self) -> PromptVersion:
         version = self.store.current(self.name)
         if self._cache is None or self._cache[0] != version:
             loaded = self.store.load(self.name, version)
             if not loaded.problems:
                 raise ValueError(f"{loaded.label} has no problems")
-            self._cache = (version, tuple(loaded.problems))
-        return f"{self.name}@v{version}", self._cache[1]
+            self._cache = (version, PromptVersion(f"{self.name}@v{version}",
+                                                  tuple(loaded.problems), dict(loaded.weights)))
+        return self._cache[1]
 
 
 def load_problems_file(path: str | Path) -> list[Problem]:
@@ -104,5 +120,5 @@ def heldout_from_config(config) -> list[Problem]:
     if config.heldout_file:
         return load_problems_file(config.heldout_file)
     if config.heldout_set:
-        return list(StorePromptSource(config.prompt_store, config.heldout_set).current()[1])
+        return list(StorePromptSource(config.prompt_store, config.heldout_set).current().problems)
     return []
