@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import pytest
@@ -79,7 +80,8 @@ def test_problem_checks_reject_before_solving(toy_policy):
     assert [s.reward for s in streams[SYNTHESIS]] == [0.0] * 4
 
 
-def test_later_mini_batches_are_clipped_against_the_sampling_policy(toy_policy):
+@pytest.mark.parametrize("bf16", [False, True])
+def test_later_mini_batches_are_clipped_against_the_sampling_policy(toy_policy, bf16):
     """Old log-probs are taken before the first update, so once the first mini-batch has
     moved the policy, the second one sees ratios != 1 and clipping engages."""
     import copy
@@ -103,11 +105,13 @@ def test_later_mini_batches_are_clipped_against_the_sampling_policy(toy_policy):
     rewards = torch.tensor([s.reward for s in samples])
     advantages = group_advantages("grpo", rewards, torch.arange(16) // 4)
     config = GRPOConfig(model="unused", prompts_file="unused.jsonl", mini_batches=2, lr=0.05,
-                        clip_low=0.01, clip_high=0.01, dual_clip=None, max_grad_norm=0)
+                        clip_low=0.01, clip_high=0.01, dual_clip=None, max_grad_norm=0,
+                        bf16_autocast=bf16)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     metrics, totals = update(model, optimizer, scheduler, samples, advantages, config,
                              pad_id=0)
     assert metrics["train/optimizer_steps"] == 2
+    assert math.isfinite(metrics["train/loss"]) and metrics["train/grad_norm"] > 0
     clipped = totals.sums["original"]["clip_low"] + totals.sums["original"]["clip_high"]
     assert clipped > 0

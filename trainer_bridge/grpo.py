@@ -98,11 +98,14 @@ def pack(samples: Sequence[Sample], advantages: torch.Tensor, pad_id: int,
                       advantages.to(device), tuple(s.stream for s in samples))
 
 
-def completion_logits(model: Any, batch: MicroBatch) -> torch.Tensor:
-    """Logits that predict each token after position `start`: (N, T, V)."""
+def completion_logits(model: Any, batch: MicroBatch, bf16: bool = False) -> torch.Tensor:
+    """Logits that predict each token after position `start`: (N, T, V).
+
+    `bf16` runs the forward under bfloat16 autocast (weights stay float32)."""
     keep = batch.input_ids.shape[1] - batch.start
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                logits_to_keep=keep)
+    with torch.autocast(batch.input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                    logits_to_keep=keep)
     return out.logits[:, :-1]  # (N, T, V): position start + t predicts token start + t + 1
 
 
@@ -116,7 +119,7 @@ def micro_batch_loss(model: Any, batch: MicroBatch, config: GRPOConfig, *, units
                      old_logprobs: torch.Tensor | None = None,
                      ref_logprobs: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
     """Scalar loss (already divided by the whole batch's `units`) and per-token stats."""
-    logits = completion_logits(model, batch)  # (N, T, V)
+    logits = completion_logits(model, batch, config.bf16_autocast)  # (N, T, V)
     logprobs = losses.token_logprobs(logits, targets(batch))  # (N, T)
     entropy = losses.entropy_from_logits(logits if config.entropy_coef else logits.detach())
     old = logprobs.detach() if old_logprobs is None else old_logprobs
@@ -140,8 +143,8 @@ def micro_batch_loss(model: Any, batch: MicroBatch, config: GRPOConfig, *, units
 
 
 @torch.no_grad()
-def sequence_logprobs(model: Any, batches: Sequence[MicroBatch]) -> list[torch.Tensor]:
-    return [losses.token_logprobs(completion_logits(model, b), targets(b)) for b in batches]
+def sequence_logprobs(model: Any, batches: Sequence[MicroBatch], bf16: bool) -> list[torch.Tensor]:
+    return [losses.token_logprobs(completion_logits(model, b, bf16), targets(b)) for b in batches]
 
 
 # -- one update ------------------------------------------------------------------------------
@@ -163,8 +166,11 @@ def update(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[Sample]
                    for chunk in chunks]
         # Old log-probs come from the sampling policy, i.e. before the first update. With
         # one mini-batch that IS the current policy: ratio 1, no extra forward pass.
-        olds = sequence_logprobs(model, batches) if config.mini_batches > 1 else [None] * len(batches)
-        refs = sequence_logprobs(ref_model, batches) if ref_model is not None else [None] * len(batches)
+        none = [None] * len(batches)
+        olds = sequence_logprobs(model, batches, config.bf16_autocast) \
+            if config.mini_batches > 1 else none
+        refs = sequence_logprobs(ref_model, batches, config.bf16_autocast) \
+            if ref_model is not None else none
         plans.append((batches, olds, refs))
     for batches, olds, refs in plans:
         units = sum(losses.AGGREGATIONS[config.loss_aggregation].units(b.mask) for b in batches)

@@ -54,6 +54,8 @@ class GRPOConfig:
                                               "learner needs the rest).")
     vllm_max_model_len: int | None = _f(None, "vllm: context length to reserve; None: the "
                                               "model's own.")
+    bf16_autocast: bool = _f(False, "Run the learner's forward passes under bfloat16 autocast "
+                                    "(float32 weights and optimizer); recommended on GPUs.")
     device: str | None = _f(None, "Training device; None: cuda when available, else cpu.")
     solve_template: str = _f("{problem}\n" + SOLVE_SUFFIX,
                              "Solve prompt; {problem} is replaced by the problem text.")
