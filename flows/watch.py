@@ -220,11 +220,14 @@ def _watch_once(folder: str, state_path: str, settle_s: float, run: str,
     logger.info(f"processing {len(paths)} new dump file(s): {', '.join(scan.new[:5])}"
                 + (" ..." if len(paths) > 5 else ""))
     if refresh is not None:
-        result = refresh_flow(rollouts=paths, **refresh)
+        outcome = refresh_flow(rollouts=paths, **refresh)
+        result = {"version": outcome.summary.version, "outcome": outcome.summary.outcome,
+                  "labels": dict(outcome.summary.labels), "exported": dict(outcome.exported)}
     else:
         options = dict(diagnose or {})
         base = Path(options.pop("out", str(Path(state_path).parent / "svs-watch-reports")))
-        result = diagnose_flow(rollouts=paths, out=str(base / run), **options)
+        diagnosis = diagnose_flow(rollouts=paths, out=str(base / run), **options)
+        result = {"report": str(base / run), "labels": dict(diagnosis.totals["labels"])}
     save_state_task(state_path, record_processed(state, scan, scan.new, run=run,
                                                  outcome="processed"))
     return {"status": "processed", "processed": list(scan.new), "result": result}

@@ -80,6 +80,7 @@ def test_watch_refreshes_with_each_dump_file_once(workdir):
     state = str(workdir / "watch.json")
     first = watch_flow(str(dumps), state_file=state, settle_s=0, refresh=refresh)
     assert first["processed"] == ["1.jsonl"]
+    assert first["result"]["version"] == 2 and first["result"]["outcome"] == "published"
     store = PromptStore(workdir / "store")
     assert store.versions("demo") == [1, 2]
     idle = watch_flow(str(dumps), state_file=state, settle_s=0, refresh=refresh)
@@ -101,7 +102,7 @@ def test_watch_without_a_store_diagnoses_new_files(workdir, monkeypatch):
     state = str(workdir / "w.json")
     first = watch_flow(str(dumps), state_file=state, settle_s=0,
                        diagnose={"out": str(workdir / "reports")})
-    assert first["processed"] == ["5.jsonl"]
+    assert first["processed"] == ["5.jsonl"] and first["result"]["labels"]["memorized"] == 2
     reports = list((workdir / "reports").glob("*/report.json"))
     assert len(reports) == 1 and json.loads(reports[0].read_text())["totals"]["problems"] == 6
     # a failing run records nothing: the file stays new and the next run takes it
