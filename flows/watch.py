@@ -191,6 +191,8 @@ def watch_flow(folder: str, state_file: str | None = None, settle_s: float = 10.
     if refresh and "rollouts" in refresh or diagnose and "rollouts" in diagnose:
         raise ValueError("watch_flow chooses the rollouts itself; drop `rollouts` from the "
                          "refresh / diagnose parameters")
+    if not Path(folder).is_dir():
+        raise WatchStateError(f"watched folder {folder} does not exist or is not a folder")
     state_path = state_file or str(default_state_path(folder))
     run = str(flow_run.get_id() or f"local-{int(time.time())}")
     try:

@@ -60,4 +60,7 @@ def test_svs_watch_processes_new_files(workdir):
     assert "idle: 0 new file(s)" in invoke(*args)[1]
     code, output = invoke(*args, "--runner", "spark")
     assert code == 2 and "unknown task runner" in output
+    code, output = invoke("watch", str(workdir / "missing"), "--settle", "0")
+    assert code == 2 and "does not exist" in " ".join(output.split())
+    assert not (workdir / "missing").exists()
     assert not PromptStore(workdir / "store").exists("demo")
