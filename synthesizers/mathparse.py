@@ -14,6 +14,7 @@ Every token keeps its character span, so callers can rewrite one literal in plac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 import sympy
 
@@ -158,7 +159,8 @@ class _Parser:
     def atom(self) -> sympy.Expr:
         token = self.take()
         if token.kind == "num":
-            value = sympy.Rational(token.text)
+            fraction = Fraction(token.text)  # digits and one dot only, see tokenize
+            value = sympy.Rational(fraction.numerator, fraction.denominator)
             if abs(value) > MAX_LITERAL:
                 raise ParseError(f"literal {token.text} is larger than {MAX_LITERAL}")
             return value

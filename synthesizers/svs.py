@@ -117,6 +117,11 @@ def seeds_from_diagnosis(diagnosis, problems: Iterable[Problem] = (),
     (`keep_solutions` 'seeds' or 'all').
     """
     config = config or SvSConfig()
+    kept = getattr(diagnosis.config, "keep_solutions", "all")
+    if kept == "none" or (config.seed_labels and kept != "all"):
+        raise ValueError(f"the diagnosis kept solutions of {kept!r} problems, which does not "
+                         f"cover these seeds; diagnose with keep_solutions='all' (needed "
+                         f"for seed_labels) or 'seeds'")
     by_id = {p.id: p for p in problems}
     seeds = []
     for entry in diagnosis.problems:

@@ -119,3 +119,15 @@ def test_seeds_from_diagnosis():
     assert [s.problem for s in seeds] == [learning, learning]
     assert [s.solution for s in seeds] == ["right way 0", "right way 1"]
     assert seeds[0].rollout_ref == f"{learning.id}/correct=0"
+
+
+def test_seeds_from_memorized_problems_need_all_solutions_kept():
+    memorized = Problem("A problem answered the same way every time.", "4")
+    group = RolloutGroup.from_rollouts([Rollout(memorized.id, memorized.text, "4",
+                                                completion="same words", correct=True)] * 8)
+    with pytest.raises(ValueError, match="keep_solutions='all'"):
+        seeds_from_diagnosis(diagnose([group]), [memorized], SvSConfig(seed_labels=("memorized",)))
+    diagnosis = diagnose([group], DiagnosisConfig(keep_solutions="all"))
+    seeds = seeds_from_diagnosis(diagnosis, [memorized], SvSConfig(seed_labels=("memorized",)))
+    assert diagnosis.problems[0].label == "memorized"
+    assert [s.solution for s in seeds] == ["same words"] * 4  # capped per problem

@@ -142,7 +142,8 @@ class HFPolicy:
             "return_dict_in_generate": True,
             "output_logits": True,
             "do_sample": not params.greedy,
-            "top_k": None,
+            "top_k": None,  # no top-k cut (vLLM default), whatever the model config says
+            "repetition_penalty": 1.0,
         }
         if not params.greedy:
             kwargs.update(temperature=params.temperature, top_p=params.top_p)
