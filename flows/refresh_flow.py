@@ -16,6 +16,9 @@ the same work. What Prefect adds:
   `flows/runners.py`);
 - artifacts in the run's page of the UI: a markdown summary and tables (labels, rejects
   by reason, the new version and its parent).
+
+The body is `refresh_steps`; `Steps(prefect=False)` runs it with the plain functions under
+the tasks (`svs refresh --no-prefect`), so there is one composition with or without Prefect.
 """
 
 from __future__ import annotations
