@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import sympy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeline.records import Problem
 from synthesizers.mathparse import ParseError, parse_equation, parse_expression
@@ -105,3 +107,28 @@ def test_variants_are_reproducible():
 def test_config_checks(kwargs):
     with pytest.raises(ValueError):
         SymbolicConfig(**kwargs)
+
+
+# Expression trees rendered as text (plain or LaTeX) must parse back to the value the
+# tree computes with sympy directly.
+_leaves = st.integers(0, 50).map(lambda n: (str(n), sympy.Integer(n)))
+
+
+def _combine(children):
+    def build(op, left, right, latex):
+        (lt, lv), (rt, rv) = left, right
+        if op == "/":
+            if rv == 0:
+                return lt, lv
+            return (f"\\frac{{{lt}}}{{{rt}}}" if latex else f"({lt}) / ({rt})"), lv / rv
+        symbol = {"+": "+", "-": "-", "*": " \\times " if latex else "*"}[op]
+        return f"({lt} {symbol} {rt})", {"+": lv + rv, "-": lv - rv, "*": lv * rv}[op]
+
+    return st.builds(build, st.sampled_from("+-*/"), children, children, st.booleans())
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.recursive(_leaves, _combine, max_leaves=12))
+def test_parser_agrees_with_sympy_on_random_trees(tree):
+    text, value = tree
+    assert parse_expression(text) == value
