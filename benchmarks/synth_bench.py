@@ -139,7 +139,8 @@ def measure(backend: str, model: Path, seeds: list[Seed], template: str, n: int,
     if backend == "transformers":
         from pipeline.policy.hf import HFPolicy
 
-        policy = HFPolicy.from_pretrained(model, device="cpu", batch_size=64)
+        policy = HFPolicy.from_pretrained(model, batch_size=64)  # cuda when there is one
+        backend = f"transformers ({next(policy.model.parameters()).device})"
         rounds = run_rounds(policy, seeds, template, params)
     else:
         rounds = rounds_vllm(model, seeds, template, params)
