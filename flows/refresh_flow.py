@@ -23,6 +23,8 @@ the tasks (`svs refresh --no-prefect`), so there is one composition with or with
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -70,8 +72,23 @@ def load_rollouts(base: Any, rollouts: Sequence[str], policy: Any, config: Any):
 
 @task(name="diagnose-shard", cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
       cache_expiration=timedelta(days=7))
-def diagnose_shard(groups: list[Any], config: Any):
+def diagnose_shard(groups: list[Any], config: Any, code_version: str = ""):
+    """`code_version` is part of the cache key only: a changed diagnosis module must not
+    be answered from a cache filled by the old code."""
     return stages.diagnose(groups, config)
+
+
+@functools.cache
+def diagnosis_code_version() -> str:
+    """sha256 over the source of the modules a diagnosis depends on."""
+    import pipeline.diversity
+    import pipeline.memorization
+    import pipeline.textsim
+
+    digest = hashlib.sha256()
+    for module in (pipeline.memorization, pipeline.diversity, pipeline.textsim, stages):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()
 
 
 @task(name="seeds", **NO_RESULT)
@@ -135,9 +152,11 @@ def diagnose_on_runner(groups: Sequence[Any], config: Any, runner: RunnerConfig)
     one `pipeline.memorization.diagnose` call over all groups."""
     shards = shard_groups(groups, runner.shard_size)
     if runner.kind == "thread" and len(shards) == 1:
-        return merge_diagnoses([diagnose_shard(shards[0], config)], groups)
+        return merge_diagnoses([diagnose_shard(shards[0], config, diagnosis_code_version())],
+                               groups)
     with make_task_runner(runner) as task_runner:
-        futures = [task_runner.submit(diagnose_shard, {"groups": shard, "config": config})
+        futures = [task_runner.submit(diagnose_shard, {"groups": shard, "config": config,
+                                                       "code_version": diagnosis_code_version()})
                    for shard in shards]
         parts = [future.result() for future in futures]
     return merge_diagnoses(parts, groups)

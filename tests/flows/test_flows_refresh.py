@@ -138,3 +138,25 @@ def test_no_prefect_mode_runs_the_same_body_without_an_api(workdir, tmp_path_fac
     plain = PromptStore(other / "store").load("demo")
     flow_set = PromptStore(workdir / "store").load("demo")
     assert [p.id for p in plain.problems] == [p.id for p in flow_set.problems]
+
+
+def test_diagnosis_is_cached_on_its_inputs_and_code(tmp_path, monkeypatch):
+    import flows.refresh_flow as module
+    from flows.refresh_flow import diagnose_flow
+
+    write_rollouts(tmp_path / "r.jsonl", step=9, seed=42)  # content no other test uses
+    real, calls = refresh_stages.diagnose, []
+
+    def counting(groups, config):
+        calls.append(len(groups))
+        return real(groups, config)
+
+    monkeypatch.setattr(refresh_stages, "diagnose", counting)
+    first = diagnose_flow([str(tmp_path / "r.jsonl")])
+    again = diagnose_flow([str(tmp_path / "r.jsonl")])
+    assert len(calls) == 1 and again.to_json() == first.to_json()
+    diagnose_flow([str(tmp_path / "r.jsonl")], config={"cluster_threshold": 0.5})
+    assert len(calls) == 2  # another config, another key
+    monkeypatch.setattr(module, "diagnosis_code_version", lambda: "edited diagnosis code")
+    diagnose_flow([str(tmp_path / "r.jsonl")])
+    assert len(calls) == 3
