@@ -13,6 +13,7 @@ so a change in machine load shows up as a spread), medians are compared, and the
 TRL / ours is printed (target >= 1: ours not slower).
 
     python benchmarks/train_bench.py [--steps 20] [--warmup 3] [--threads 1] [--tokens 8]
+                                     [--sft-steps 100]
 """
 
 from __future__ import annotations
@@ -27,13 +28,15 @@ from pathlib import Path
 PROMPTS_PER_STEP, GROUP = 8, 8
 
 
-def build_model(folder: Path, seed: int) -> Path:
+def build_model(folder: Path, seed: int, sft_steps: int) -> Path:
     from pipeline.policy.tiny import build_tiny_model, train_tiny_model
 
     pairs = [(f"{a}+{b}=", str(a + b)) for a in range(10) for b in range(10)]
     build_tiny_model(folder, [p + c for p, c in pairs] * 3, vocab_size=300, hidden_size=128,
                      num_layers=4, num_heads=4, max_position_embeddings=128, seed=seed)
-    return train_tiny_model(folder, pairs, steps=100, batch_size=16, lr=3e-3, seed=seed)
+    if not sft_steps:
+        return folder  # random weights: completions run to the token limit
+    return train_tiny_model(folder, pairs, steps=sft_steps, batch_size=16, lr=3e-3, seed=seed)
 
 
 def run_ours(model: Path, problems: Path, out: Path, args) -> list[float]:
@@ -91,11 +94,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="Untimed steps first.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (both runs).")
     parser.add_argument("--tokens", type=int, default=8, help="Completion length limit.")
+    parser.add_argument("--sft-steps", type=int, default=100, help="Supervised warm-up steps "
+                        "(the model then answers in ~2 tokens); 0 keeps random weights, so "
+                        "every completion runs to --tokens.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = build_model(root / "model", seed=0)
+        model = build_model(root / "model", seed=0, sft_steps=args.sft_steps)
         problems = root / "problems.jsonl"
         problems.write_text("".join(json.dumps({"text": f"{a}+{b}=", "answer": str(a + b)}) + "\n"
                                     for a in range(10) for b in range(10)))
@@ -105,7 +111,8 @@ def main() -> None:
     ours = statistics.median(ours_a + ours_b)
     trl = statistics.median(theirs)
     print(f"batch {PROMPTS_PER_STEP} prompts x {GROUP} completions, <= {args.tokens} tokens, "
-          f"{args.threads} torch thread(s), {args.steps} timed steps each")
+          f"{args.sft_steps} warm-up SFT steps, {args.threads} torch thread(s), "
+          f"{args.steps} timed steps each")
     print(f"svs learner : median {ours:.4f} s/step (run 1 {statistics.median(ours_a):.4f}, "
           f"run 2 {statistics.median(ours_b):.4f})")
     print(f"TRL GRPO    : median {trl:.4f} s/step")
