@@ -57,7 +57,7 @@ def refresh(request: RefreshRequest,
         say("[3/7] diagnose")
         diagnosis = stages.diagnose(groups, config.diagnosis)
         say("[4/7] synthesize")
-        seeds = stages.seeds_from(base, diagnosis)
+        seeds = stages.seeds_from(base, diagnosis, config)
         candidates = stages.synthesize(seeds, policy, config)
         say("[5/7] verify")
         accepted, rejects = stages.verify(candidates, policy, base, config)

@@ -265,19 +265,20 @@ def diagnose(groups: Sequence[RolloutGroup], config: Any) -> Any:
     return run(groups, config, progress=True)
 
 
-def seeds_from(base: PromptSet, diagnosis: Any) -> list[Any]:
-    """One seed per distinct correct solution of every problem marked as a seed."""
-    from synthesizers.registry import Seed
+def seeds_from(base: PromptSet, diagnosis: Any,
+               config: RefreshRunConfig | None = None) -> list[Any]:
+    """Seeds of `synthesizers.svs.seeds_from_diagnosis` (the diagnosis's seed problems,
+    plus `svs.seed_labels`, up to `svs.max_seeds_per_problem` solutions each), keeping
+    one seed per distinct solution text: equal texts make equal synthesis prompts."""
+    from synthesizers.svs import seeds_from_diagnosis
 
-    by_id = {p.id: p for p in base.problems}
+    svs_config = config.synthesizer_configs.get("svs") if config is not None else None
     seeds, seen = [], set()
-    for diagnosed in diagnosis.seeds():
-        for index, solution in enumerate(diagnosed.correct_solutions):
-            key = (diagnosed.problem_id, normalize_text(solution))
-            if diagnosed.problem_id in by_id and key not in seen:  # same text, same prompt
-                seen.add(key)
-                seeds.append(Seed(by_id[diagnosed.problem_id], solution,
-                                  rollout_ref=f"{diagnosed.problem_id}#{index}"))
+    for seed in seeds_from_diagnosis(diagnosis, base.problems, svs_config):
+        key = (seed.problem.id, normalize_text(seed.solution))
+        if key not in seen:
+            seen.add(key)
+            seeds.append(seed)
     return seeds
 
 
