@@ -107,3 +107,22 @@ def test_svs_train_cli(tmp_path):
     result = CliRunner().invoke(app, ["train", "--config", str(config)])
     assert result.exit_code == 2
     assert "unknown training setting(s) ['clip_hgh']" in result.output
+
+
+def test_problems_file_errors_name_the_line(tmp_path):
+    from trainer_bridge.prompt_source import load_problems_file
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "1+1=", "answer": "2"}\n{"text": "2+2=", "answer": 4\n')
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
+        load_problems_file(bad)
+    bad.write_text('{"text": "1+1=", "answer": "2"}\n{"question": "2+2=", "answer": "4"}\n')
+    with pytest.raises(ValueError, match="row 2 needs a string 'text'"):
+        load_problems_file(bad)
+    csv = tmp_path / "p.csv"
+    csv.write_text("text,answer\n1+1=,2\n")
+    with pytest.raises(ValueError, match="use a .jsonl or .parquet"):
+        load_problems_file(csv)
+    good = tmp_path / "good.jsonl"
+    good.write_text('{"text": "1+1=", "answer": 2}\n\n')
+    assert [(p.text, p.answer) for p in load_problems_file(good)] == [("1+1=", "2")]
