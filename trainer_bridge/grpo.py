@@ -276,7 +276,7 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
                             max_new_tokens=config.max_new_tokens, seed=step_seed(config, step, 4))
     _, rewards = solve_stream(policy, heldout, stream="eval", template=config.solve_template,
                               params=params, reward_fn=reward_fn)
-    correct = [int(sum(r)) for r in rewards]
+    correct = [sum(1 for r in problem if r >= 1.0) for problem in rewards]
     return {f"eval/pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct)
             for k in pass_at_k_ks(n)}
 
@@ -293,6 +293,8 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
     random.seed(config.seed)
     if model is None:
         model, tokenizer = load_model(config)
+    elif tokenizer is None:
+        raise TypeError("train(model=...) needs the model's tokenizer too (tokenizer=...)")
     source = source or source_from_config(config)
     heldout = list(heldout) if heldout is not None else heldout_from_config(config)
     policy = policy or make_policy(config, model, tokenizer)
