@@ -44,8 +44,7 @@ def workdir(tmp_path):
                                          "correct": k < n_correct, "step": 3}) + "\n")
     # symbolic rewrites need no policy, so the refresh runs without a model
     (tmp_path / "refresh.yaml").write_text("synthesizers: [symbolic]\n"
-                                           "refresh: {memorized_action: retire}\n"
-                                           "consistency: {check_text: false}\n")
+                                           "refresh: {memorized_action: retire}\n")
     return tmp_path
 
 
