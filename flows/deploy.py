@@ -92,6 +92,10 @@ class DeploymentSpec:
     cron: str | None = field(default=None, metadata={
         "help": "Or run on this cron schedule (5 fields, server time zone UTC)."})
     paused: bool = field(default=False, metadata={"help": "Register without running."})
+    concurrency_limit: int | None = field(default=1, metadata={
+        "help": "Runs of this deployment at the same time; later ones wait. 1 by default: "
+                "two refreshes of one set cannot both publish (the store's lock would fail "
+                "the second), so they queue instead. null: no limit."})
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", str(self.name)):
@@ -101,6 +105,9 @@ class DeploymentSpec:
                              f"(e.g. 6h) and `cron` (e.g. '0 */6 * * *')")
         if self.interval is not None:
             parse_interval(self.interval)
+        if self.concurrency_limit is not None and self.concurrency_limit < 1:
+            raise ValueError(f"deployment {self.name!r}: concurrency_limit must be >= 1 or "
+                             f"null, got {self.concurrency_limit}")
         if self.cron is not None:
             from prefect.client.schemas.schedules import CronSchedule
 
@@ -160,6 +167,7 @@ def build_deployments(specs: Sequence[DeploymentSpec]) -> list[Any]:
                                     if spec.interval is not None else {"cron": spec.cron})
         deployments.append(get_flow(spec.flow).to_deployment(
             name=spec.name, parameters=dict(spec.parameters), paused=spec.paused,
+            concurrency_limit=spec.concurrency_limit,
             entrypoint_type=EntrypointType.MODULE_PATH, tags=["svs", spec.flow], **schedule))
     return deployments
 

@@ -119,10 +119,17 @@ def test_served_deployment_fires_and_publishes(workdir):
         wait_for(lambda: store.exists("demo") and store.versions("demo")[-1] >= 2, 180,
                  "a published version", procs)
         wait_for(lambda: (workdir / "exports" / "demo-v2.jsonl").exists(), 60, "the export", procs)
+
+        def states():
+            runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
+            return [r["state_type"] for r in runs]
+
+        wait_for(lambda: "COMPLETED" in states(), 60, "a completed flow run", procs)
         stop(serve)
-        assert store.current("demo") == 2 and store.load("demo").parent == 1
-        runs = httpx.post(f"{api}/flow_runs/filter", json={}, timeout=10).json()
-        assert any(r["name"] and r["state_type"] == "COMPLETED" for r in runs)
+        # runs never overlapped (concurrency limit 1), so none failed on the store's lock;
+        # later runs found the inputs already refreshed and published nothing
+        assert "FAILED" not in states()
+        assert store.versions("demo") == [1, 2] and store.load("demo").parent == 1
         keys = {a["key"] for a in httpx.post(f"{api}/artifacts/filter", json={}, timeout=10).json()}
         assert "svs-refresh-demo" in keys and "svs-refresh-demo-labels" in keys
         assert "serving 1 deployment(s) against the server at" in (workdir / "serve.log").read_text()
