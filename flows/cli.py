@@ -192,8 +192,12 @@ def versions(
     prompt_store = PromptStore(store)
     try:
         if set_name is None:
-            for name in prompt_store.names():
-                print(f"{name}  v{prompt_store.current(name)}")
+            names = prompt_store.names()
+            if not names:
+                print(f"no prompt sets in {store}; create one with `svs import FILE --set NAME`")
+            for name in names:
+                current = prompt_store.current_or_none(name)
+                print(f"{name}  {'v' + str(current) if current else 'no current version'}")
             return
         Console().print(versions_table(prompt_store, set_name))
     except _STORE_ERRORS as exc:
