@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from tiny_models import BAND, EASY, SEED_PROBLEM, UNSOLVABLE, toy_consistency, toy_seed
+from tiny_models import (
+    BAND,
+    EASY,
+    SEED_PROBLEM,
+    UNSOLVABLE,
+    one_torch_thread,
+    toy_consistency,
+    toy_seed,
+)
 
 from pipeline.policy.hf import HFPolicy
 from pipeline.records import Problem
@@ -20,7 +28,8 @@ from verifiers.consistency import (
 
 @pytest.fixture(scope="module")
 def policy(toy_policy_dir):
-    return HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=48)
+    with one_torch_thread():
+        yield HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=48)
 
 
 @pytest.mark.parametrize("n_correct, n, reason", [

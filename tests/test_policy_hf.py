@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX
+from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX, one_torch_thread
 
 from pipeline.policy import Generation, Policy, SamplingParams, encode_prompt
 from pipeline.policy.base import FINISH_LENGTH, FINISH_STOP
@@ -19,7 +19,8 @@ def solve_prompt(problem: str) -> str:
 
 @pytest.fixture(scope="module")
 def policy(toy_policy_dir):
-    return HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=8)
+    with one_torch_thread():
+        yield HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=8)
 
 
 def test_shapes_and_protocol(policy):

@@ -4,7 +4,7 @@ accepted passes the verifiers against its own reference answer."""
 from __future__ import annotations
 
 import pytest
-from tiny_models import TOY_TEMPLATE, toy_consistency, toy_seed
+from tiny_models import TOY_TEMPLATE, one_torch_thread, toy_consistency, toy_seed
 
 from pipeline.policy.hf import HFPolicy
 from pipeline.records import Problem
@@ -59,7 +59,8 @@ def test_config_type_is_checked():
 
 @pytest.fixture(scope="module")
 def policy(toy_policy_dir):
-    return HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=48)
+    with one_torch_thread():
+        yield HFPolicy.from_pretrained(toy_policy_dir, device="cpu", batch_size=48)
 
 
 @pytest.fixture(scope="module")

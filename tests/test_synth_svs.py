@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 import pytest
-from tiny_models import BAND, EASY, SEED_PROBLEM, TOY_TEMPLATE, UNSOLVABLE, toy_seed
+from tiny_models import (
+    BAND,
+    EASY,
+    SEED_PROBLEM,
+    TOY_TEMPLATE,
+    UNSOLVABLE,
+    one_torch_thread,
+    toy_seed,
+)
 
 from pipeline.memorization import DiagnosisConfig, diagnose
 from pipeline.policy.hf import HFPolicy
@@ -91,7 +99,8 @@ def test_seed_cap_per_problem():
 def test_svs_with_the_toy_policy(toy_policy_dir, toy_template):
     policy = HFPolicy.from_pretrained(toy_policy_dir, device="cpu")
     config = SvSConfig(template_path=toy_template, n_samples=8, max_new_tokens=40, seed=0)
-    candidates = synthesize("svs", [toy_seed()], policy, config)
+    with one_torch_thread():
+        candidates = synthesize("svs", [toy_seed()], policy, config)
     assert len(candidates) == 8
     texts = {c.problem.text for c in candidates if c.problem is not None}
     assert texts and texts <= {EASY, BAND, UNSOLVABLE}

@@ -10,7 +10,11 @@ with no problem in it). Asked to solve those problems it answers:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from pipeline.policy.tiny import build_tiny_model, train_tiny_model
 from pipeline.records import Problem
@@ -64,3 +68,14 @@ def build_toy_policy_dir(folder: Path, steps: int = 300) -> Path:
     build_tiny_model(folder, corpus, vocab_size=400, hidden_size=64, num_layers=2,
                      num_heads=2, max_position_embeddings=256)
     return train_tiny_model(folder, toy_examples(), steps=steps, batch_size=24, lr=1e-2)
+
+
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; a second one spin-waits on shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
