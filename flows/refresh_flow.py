@@ -92,8 +92,8 @@ def diagnosis_code_version() -> str:
 
 
 @task(name="seeds", **NO_RESULT)
-def seeds_from(base: Any, diagnosis: Any):
-    return stages.seeds_from(base, diagnosis)
+def seeds_from(base: Any, diagnosis: Any, config: Any):
+    return stages.seeds_from(base, diagnosis, config)
 
 
 @task(name="synthesize", **NO_RESULT)
@@ -256,7 +256,7 @@ def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] =
             steps.say(f"[3/8] diagnose ({runner_config.kind} runner)")
             diagnosis = steps.diagnose(groups, settings.diagnosis, runner_config)
             steps.say("[4/8] synthesize")
-            seeds = steps(seeds_from, base, diagnosis)
+            seeds = steps(seeds_from, base, diagnosis, settings)
             candidates = steps(synthesize, seeds, policy, settings)
             steps.say("[5/8] verify")
             accepted, rejects = steps(verify, candidates, policy, base, settings)

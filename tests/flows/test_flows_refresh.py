@@ -160,3 +160,33 @@ def test_diagnosis_is_cached_on_its_inputs_and_code(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "diagnosis_code_version", lambda: "edited diagnosis code")
     diagnose_flow([str(tmp_path / "r.jsonl")])
     assert len(calls) == 3
+
+
+def test_flow_body_calls_the_same_stages_with_the_same_arguments(workdir, tmp_path_factory,
+                                                                 monkeypatch):
+    """Guards against drift between `refresh_steps` and `flows/refresh.refresh`: both
+    must call the same stage functions, in the same order, with the same arguments."""
+    from flows.refresh import RefreshRequest, refresh
+    from flows.refresh_flow import Steps, refresh_steps
+
+    calls = []
+    names = ["run_key", "load_base", "load_policy", "rollout_groups", "diagnose", "seeds_from",
+             "synthesize", "verify", "plan", "publish", "summarize"]
+    for name in names:
+        real = getattr(refresh_stages, name)
+
+        def recorder(*args, _name=name, _real=real, **kwargs):
+            calls.append((_name, len(args), tuple(sorted(kwargs))))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(refresh_stages, name, recorder)
+    config = refresh_stages.RefreshRunConfig.from_dict(REFRESH_CONFIG)
+    refresh(RefreshRequest(store=tmp_path_factory.mktemp("a") / "store", name="demo",
+                           prompts=workdir / "problems.jsonl",
+                           rollouts=(workdir / "rollouts.jsonl",), config=config))
+    plain, calls[:] = list(calls), []
+    refresh_steps(Steps(False), str(tmp_path_factory.mktemp("b") / "store"), "demo",
+                  [str(workdir / "rollouts.jsonl")], str(workdir / "problems.jsonl"),
+                  config=REFRESH_CONFIG)
+    assert [c[0] for c in plain] == [c[0] for c in calls]
+    assert plain == calls
