@@ -60,3 +60,15 @@ def test_dask_runner_gives_the_same_diagnosis(dumps):
     on_threads = diagnose_flow(files, runner={"kind": "thread", "shard_size": 5})
     assert on_dask.to_json() == expected
     assert on_threads.to_json() == expected
+
+
+@pytest.mark.slow  # starts a local Ray instance: ~30 s; skipped unless svs[ray] is installed
+@pytest.mark.usefixtures("prefect_harness")
+def test_ray_runner_gives_the_same_diagnosis(dumps):
+    pytest.importorskip("prefect_ray")
+    from flows.refresh_flow import diagnose_flow
+
+    files = [str(dumps / "1.jsonl"), str(dumps / "2.jsonl")]
+    expected = diagnose(load_rollout_groups(files), DiagnosisConfig()).to_json()
+    on_ray = diagnose_flow(files, runner={"kind": "ray", "workers": 2, "shard_size": 3})
+    assert on_ray.to_json() == expected
