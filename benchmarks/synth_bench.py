@@ -176,7 +176,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=8, help="samples per prompt (the method: 8)")
     parser.add_argument("--max-new-tokens", type=int, default=48)
     parser.add_argument("--vllm", action="store_true", help="also run the vLLM backend")
+    parser.add_argument("--threads", type=int, help="torch threads for the transformers "
+                        "backend (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
 
     seeds = make_seeds(args.seeds)
     template = args.template.read_text() if args.template else TEMPLATE

@@ -126,6 +126,10 @@ def test_sampling_params_reject_bad_values(kwargs, message):
         SamplingParams(**kwargs)
 
 
+def test_no_prompts_no_generations(policy):
+    assert policy.generate([], SamplingParams(n=4)) == []
+
+
 def test_a_single_string_is_refused(policy):
     with pytest.raises(TypeError, match="sequence of prompts"):
         policy.generate("one prompt", SamplingParams())

@@ -36,8 +36,10 @@ SCRIPT = textwrap.dedent('''
         again = policy.generate(prompts, SamplingParams(n=8, max_new_tokens=12, seed=0))
         stopped = policy.generate(prompts, SamplingParams(n=1, temperature=0, max_new_tokens=12,
                                                           stop=("boxed",)))
+        empty = policy.generate([], SamplingParams(n=2))
         with open(out, "w") as handle:
-            json.dump({"greedy": dump(greedy), "sampled": dump(sampled), "again": dump(again),
+            json.dump({"empty": empty, "greedy": dump(greedy), "sampled": dump(sampled),
+                       "again": dump(again),
                        "stopped": dump(stopped), "encoded": [policy.encode(p) for p in prompts]},
                       handle)
 ''')
@@ -70,3 +72,4 @@ def test_vllm_cpu_backend_matches_transformers(toy_policy_dir, tmp_path):
     band_texts = [s["text"] for s in result["sampled"][1]]
     assert any("{7}" in t for t in band_texts) and any("{8}" in t for t in band_texts)
     assert result["stopped"][0][0]["text"] == "The answer is \\"
+    assert result["empty"] == []

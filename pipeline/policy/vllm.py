@@ -82,6 +82,8 @@ class VLLMPolicy:
                  progress: bool = False) -> list[list[Generation]]:
         if isinstance(prompts, str):
             raise TypeError("generate takes a sequence of prompts, not a single string")
+        if not prompts:
+            return []
         # vLLM refuses n > 1 with greedy decoding: send greedy prompts n times instead.
         copies = params.n if params.greedy else 1
         sampling = self._vllm.SamplingParams(
