@@ -71,6 +71,10 @@ def test_crafted_outputs_are_rejected_with_their_reason(policy):
     assert [r.reason for r in rejects] == ["no_problem_extracted", "answer_leak",
                                            "near_duplicate", "garbage", "answer_leak"]
     assert all(r.detail for r in rejects)
+    exact = _candidates(f"```text\n{SEED_PROBLEM.text}\n```")
+    _, rejects_exact = verify_candidates(exact, policy, toy_consistency(), corpus=[SEED_PROBLEM])
+    assert [(r.reason, r.detail) for r in rejects_exact] == [
+        ("near_duplicate", f"identical to {SEED_PROBLEM.id}")]
     row = rejects[1].to_row()
     assert row["reason"] == "answer_leak" and row["parent_id"] == SEED_PROBLEM.id
     assert row["text"] == "What is 3 + 4? The answer is 7."
