@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 from tiny_models import (
     BAND,
@@ -51,6 +53,12 @@ def test_band_floor_above_one_sample_says_too_hard():
 def test_config_checks(kwargs):
     with pytest.raises(ValueError):
         ConsistencyConfig(**kwargs)
+
+
+def test_config_round_trips_through_a_dict():
+    config = ConsistencyConfig(band=[0.25, 0.5], text_checks={"min_chars": 5})
+    assert config.band == (0.25, 0.5) and config.text_checks.min_chars == 5
+    assert ConsistencyConfig(**asdict(config)) == config
 
 
 def _candidates(*outputs: str) -> list[Candidate]:

@@ -17,7 +17,7 @@ Every reject keeps its candidate, its reason slug and a detail for people.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -51,6 +51,11 @@ class ConsistencyConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band", tuple(float(x) for x in self.band))
+        if isinstance(self.text_checks, Mapping):  # from a YAML/JSON config or asdict()
+            object.__setattr__(self, "text_checks", ProblemCheckConfig(**self.text_checks))
+        if not isinstance(self.text_checks, ProblemCheckConfig):
+            raise TypeError(f"text_checks must be a ProblemCheckConfig or a mapping of its "
+                            f"fields, got {type(self.text_checks).__name__}")
         low, high = self.band if len(self.band) == 2 else (None, None)
         if low is None or not 0 <= low <= high <= 1:
             raise ValueError(f"band must be (low, high) with 0 <= low <= high <= 1, got "
