@@ -40,9 +40,12 @@ def test_shapes_and_protocol(policy):
     assert groups[0][0].token_ids[-1] == policy.tokenizer.eos_token_id
 
 
-def test_logprobs_match_a_teacher_forced_forward_pass(policy):
+@pytest.mark.parametrize("temperature, top_p", [(1.0, 1.0), (0.5, 0.9), (0.0, 1.0)])
+def test_logprobs_match_a_teacher_forced_forward_pass(policy, temperature, top_p):
+    # Raw model log-probabilities whatever the sampling temperature / top-p (vLLM's default).
     prompt = solve_prompt(BAND)
-    generation = policy.generate([prompt], SamplingParams(n=1, max_new_tokens=12, seed=3))[0][0]
+    params = SamplingParams(n=1, max_new_tokens=12, seed=3, temperature=temperature, top_p=top_p)
+    generation = policy.generate([prompt], params)[0][0]
     prompt_ids = encode_prompt(policy.tokenizer, prompt)
     ids = torch.tensor([prompt_ids + list(generation.token_ids)])
     with torch.no_grad():

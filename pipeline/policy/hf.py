@@ -6,9 +6,8 @@ loads a local folder with `HFPolicy.from_pretrained`.
 
 Prompts are left-padded by hand (the caller's tokenizer is never mutated), each prompt
 row is repeated `n` times so greedy decoding and sampling share one path, and the
-log-probability of each sampled token is read from the raw logits `generate` returns.
-Those logits are kept for one batch at a time, so memory grows with
-`batch_size x max_new_tokens x vocab`: keep `batch_size` modest for large vocabularies.
+log-probability of each sampled token is recorded step by step by a logits processor
+(one rows x vocab tensor alive at a time, not the whole batch's logits).
 """
 
 from __future__ import annotations
@@ -50,6 +49,40 @@ def _tokens_before_stop(tokenizer: Any, token_ids: list[int], stop: Sequence[str
         else:
             low = middle + 1
     return low
+
+
+class _SampledLogprobs:
+    """A logits processor that keeps only the log-probability of each sampled token.
+
+    Called before sampling at every step, it sees the token sampled at the previous
+    step as the last input id and gathers its log-probability from that step's
+    log-softmax, so one (rows, vocab) tensor is alive at a time instead of all the
+    step logits `output_logits=True` would keep. transformers runs custom processors
+    before the temperature / top-p warpers, so these are the model's own scores.
+    """
+
+    def __init__(self) -> None:
+        self.previous = None  # (B*n, V) log-softmax of the last step
+        self.collected: list = []  # each (B*n,)
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        if self.previous is not None:
+            self.collected.append(self.previous.gather(1, input_ids[:, -1:]).squeeze(1))
+        self.previous = torch.log_softmax(scores.float(), dim=-1)
+        return scores
+
+    def finish(self, new_tokens):
+        import torch
+
+        last = new_tokens.shape[1] - 1
+        if self.previous is not None and len(self.collected) == last:
+            self.collected.append(self.previous.gather(1, new_tokens[:, last:]).squeeze(1))
+        if len(self.collected) != new_tokens.shape[1]:
+            raise RuntimeError(f"recorded {len(self.collected)} logprob steps for "
+                               f"{new_tokens.shape[1]} generated tokens")
+        return torch.stack(self.collected, dim=1)  # (B*n, T_new)
 
 
 class HFPolicy:
@@ -125,6 +158,7 @@ class HFPolicy:
     def _generate_batch(self, encoded: list[list[int]], params: SamplingParams,
                         device: Any) -> list[list[Generation]]:
         import torch
+        from transformers import LogitsProcessorList
 
         width = max(len(ids) for ids in encoded)
         rows = len(encoded) * params.n
@@ -135,12 +169,13 @@ class HFPolicy:
                 row = index * params.n + copy
                 input_ids[row, width - len(ids):] = torch.tensor(ids)
                 attention[row, width - len(ids):] = 1
+        recorder = _SampledLogprobs()
         kwargs: dict[str, Any] = {
             "max_new_tokens": params.max_new_tokens,
             "pad_token_id": self.pad_id,
             "eos_token_id": sorted(self.eos_ids) or None,
             "return_dict_in_generate": True,
-            "output_logits": True,
+            "logits_processor": LogitsProcessorList([recorder]),
             "do_sample": not params.greedy,
             "top_k": None,  # no top-k cut (vLLM default), whatever the model config says
             "repetition_penalty": 1.0,
@@ -152,11 +187,7 @@ class HFPolicy:
         out = self.model.generate(input_ids=input_ids.to(device),
                                   attention_mask=attention.to(device), **kwargs)
         new_tokens = out.sequences[:, width:]  # (B*n, T_new)
-        steps = []
-        for step, logits in enumerate(out.logits):  # each (B*n, V)
-            logprobs = torch.log_softmax(logits.float(), dim=-1)
-            steps.append(logprobs.gather(1, new_tokens[:, step:step + 1]).squeeze(1))
-        token_logprobs = torch.stack(steps, dim=1).cpu().tolist()  # (B*n, T_new)
+        token_logprobs = recorder.finish(new_tokens).cpu().tolist()  # (B*n, T_new)
         new_token_list = new_tokens.cpu().tolist()
         grouped: list[list[Generation]] = []
         for index in range(len(encoded)):
