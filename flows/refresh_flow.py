@@ -4,9 +4,8 @@ The flow body reads like the diagram:
 
     load the set -> load rollouts -> diagnose -> synthesize -> verify -> plan -> publish -> export
 
-Every task is a thin wrapper over one stage function of `flows/refresh_stages.py` (the
-same functions `flows/refresh.py` calls), so the CLI, a schedule and a watch run all do
-the same work. What Prefect adds:
+Every task is a thin wrapper over one stage function of `flows/refresh_stages.py`, so
+the CLI, a schedule and a watch run all do the same work. What Prefect adds:
 
 - retries at the I/O edges only (reading the prompt set and the rollout files,
   publishing, exporting); a failed publish leaves the previous version current (the

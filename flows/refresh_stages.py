@@ -1,5 +1,5 @@
-"""The stages of a refresh, one plain function each; `flows/refresh.py` calls them in
-diagram order. Each takes what the previous one returned, so a Prefect flow can wrap
+"""The stages of a refresh, one plain function each; `flows/refresh_flow.refresh_steps`
+calls them in diagram order. Each takes what the previous one returned, so a Prefect flow can wrap
 every stage as a task without changing what it does.
 """
 

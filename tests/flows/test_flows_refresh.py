@@ -53,17 +53,15 @@ def test_refresh_flow_publishes_exports_and_shows_artifacts(workdir):
     assert artifacts("svs-refresh-demo-rejects") and artifacts("svs-refresh-demo-version")
 
 
-def test_flow_and_plain_function_publish_the_same_version(workdir, tmp_path_factory):
-    """One composition: the flow wraps the stage functions the plain refresh calls."""
-    from flows.refresh import RefreshRequest, refresh
+def test_flow_and_plain_mode_publish_the_same_version(workdir, tmp_path_factory):
+    """One composition: the flow and `--no-prefect` run the same body, `refresh_steps`."""
+    from flows.refresh_flow import Steps, refresh_steps
 
     run(workdir)
     flow_set = PromptStore(workdir / "store").load("demo")
     other = tmp_path_factory.mktemp("plain")
-    refresh(RefreshRequest(store=other / "store", name="demo",
-                           prompts=workdir / "problems.jsonl",
-                           rollouts=(workdir / "rollouts.jsonl",),
-                           config=refresh_stages.RefreshRunConfig.from_dict(REFRESH_CONFIG)))
+    refresh_steps(Steps(False), str(other / "store"), "demo", [str(workdir / "rollouts.jsonl")],
+                  str(workdir / "problems.jsonl"), config=REFRESH_CONFIG)
     plain_set = PromptStore(other / "store").load("demo")
     assert [p.id for p in flow_set.problems] == [p.id for p in plain_set.problems]
     assert dict(flow_set.weights) == dict(plain_set.weights)
@@ -160,33 +158,3 @@ def test_diagnosis_is_cached_on_its_inputs_and_code(tmp_path, monkeypatch):
     monkeypatch.setattr(module, "diagnosis_code_version", lambda: "edited diagnosis code")
     diagnose_flow([str(tmp_path / "r.jsonl")])
     assert len(calls) == 3
-
-
-def test_flow_body_calls_the_same_stages_with_the_same_arguments(workdir, tmp_path_factory,
-                                                                 monkeypatch):
-    """Guards against drift between `refresh_steps` and `flows/refresh.refresh`: both
-    must call the same stage functions, in the same order, with the same arguments."""
-    from flows.refresh import RefreshRequest, refresh
-    from flows.refresh_flow import Steps, refresh_steps
-
-    calls = []
-    names = ["run_key", "load_base", "load_policy", "rollout_groups", "diagnose", "seeds_from",
-             "synthesize", "verify", "plan", "publish", "summarize"]
-    for name in names:
-        real = getattr(refresh_stages, name)
-
-        def recorder(*args, _name=name, _real=real, **kwargs):
-            calls.append((_name, len(args), tuple(sorted(kwargs))))
-            return _real(*args, **kwargs)
-
-        monkeypatch.setattr(refresh_stages, name, recorder)
-    config = refresh_stages.RefreshRunConfig.from_dict(REFRESH_CONFIG)
-    refresh(RefreshRequest(store=tmp_path_factory.mktemp("a") / "store", name="demo",
-                           prompts=workdir / "problems.jsonl",
-                           rollouts=(workdir / "rollouts.jsonl",), config=config))
-    plain, calls[:] = list(calls), []
-    refresh_steps(Steps(False), str(tmp_path_factory.mktemp("b") / "store"), "demo",
-                  [str(workdir / "rollouts.jsonl")], str(workdir / "problems.jsonl"),
-                  config=REFRESH_CONFIG)
-    assert [c[0] for c in plain] == [c[0] for c in calls]
-    assert plain == calls
