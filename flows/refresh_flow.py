@@ -119,8 +119,9 @@ def publish(store: Any, base: Any, refresh_plan: Any, diagnosis: Any, rejects: A
 @task(name="export", **NO_RESULT)
 def export(store: Any, name: str, version: int, targets: Mapping[str, str]) -> dict[str, str]:
     from trainer_bridge.exporters import export_problems
+    from trainer_bridge.formats import load_source
 
-    problems = store.load(name, version).problems
+    problems, _ = load_source(store=store.root, set_name=name, version=version)
     return {fmt: str(export_problems(problems, fmt, path)) for fmt, path in targets.items()}
 
 

@@ -246,3 +246,24 @@ def test_cli_exports_a_problems_file_and_reports_errors(problems, tmp_path):
     result = runner.invoke(app, ["export", "--problems", str(source), "--format", "verl",
                                  "--out", str(tmp_path / "a.jsonl")])
     assert result.exit_code == 2 and "verl exports are written as .parquet" in result.output
+
+
+def test_store_export_applies_the_version_weights(tmp_path):
+    """Weight 0 is never exported, weight 1 always, weight 0.5 about half the time."""
+    import networkx as nx
+
+    from pipeline.lineage import add_problems
+    from pipeline.store import NewVersion, PromptStore
+    from trainer_bridge.formats import load_source
+
+    items = [Problem(f"What is {i} + {i}?", str(2 * i)) for i in range(40)]
+    graph = nx.DiGraph()
+    add_problems(graph, items, version=1)
+    weights = {p.id: 0.0 for p in items[:10]} | {p.id: 0.5 for p in items[10:30]}
+    PromptStore(tmp_path).publish("demo", NewVersion(items, graph, weights=weights), parent=None)
+    exported, label = load_source(store=tmp_path, set_name="demo")
+    ids = {p.id for p in exported}
+    assert not ids & {p.id for p in items[:10]}
+    assert {p.id for p in items[30:]} <= ids
+    assert 0 < len(ids & {p.id for p in items[10:30]}) < 20
+    assert load_source(store=tmp_path, set_name="demo")[0] == exported  # deterministic

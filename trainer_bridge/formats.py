@@ -196,7 +196,8 @@ def load_source(*, store: Path | str | None = None, set_name: str | None = None,
     """The problems to export and a label saying where they came from.
 
     Either a prompt-store set (`store` + `set_name`, the current version unless
-    `version` is given, e.g. "v3") or a native problems file; not both.
+    `version` is given, e.g. "v3"; its weights applied, see `pipeline.refresh.apply_weights`)
+    or a native problems file; not both.
     """
     if problems_file is not None:
         if store is not None or set_name is not None or version is not None:
@@ -211,5 +212,11 @@ def load_source(*, store: Path | str | None = None, set_name: str | None = None,
     if not prompt_store.exists(set_name):
         known = ", ".join(prompt_store.names()) or "none"
         raise StoreError(f"no prompt set {set_name!r} in {store} (sets there: {known})")
+    from pipeline.refresh import apply_weights
+
     loaded = prompt_store.load(set_name, None if version is None else parse_version(version))
-    return list(loaded.problems), loaded.label
+    # The version's sampling weights become what the trainer sees: a down-weighted
+    # (memorized) problem of weight 0.25 is kept with probability 0.25, drawn by a hash
+    # of (version, id) so the same version always exports the same rows.
+    problems = apply_weights(loaded.problems, loaded.weights, seed=loaded.version)
+    return problems, loaded.label
