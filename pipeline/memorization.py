@@ -288,7 +288,7 @@ def diagnose(groups: Sequence[RolloutGroup], config: DiagnosisConfig | None = No
     problems = [_diagnose_problem(history, config) for history in per_problem.values()]
     steps = sorted({g.step for g in groups if g.step is not None})
     return Diagnosis(problems=tuple(problems), config=config,
-                     totals=_totals(problems, groups), steps=tuple(steps))
+                     totals=diagnosis_totals(problems, groups), steps=tuple(steps))
 
 
 def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
@@ -322,7 +322,7 @@ def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
         correct_solutions=solutions)
 
 
-def _totals(problems: Sequence[ProblemDiagnosis], groups: Sequence[RolloutGroup]) -> dict[str, Any]:
+def diagnosis_totals(problems: Sequence[ProblemDiagnosis], groups: Sequence[RolloutGroup]) -> dict[str, Any]:
     labels = Counter(p.label for p in problems)
 
     def mean(key: str) -> float:
