@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
+
+# Prefect's embedded server would try to send telemetry on every start; svs runs on
+# closed networks too (SVS_NOTES: it logs an error each time otherwise).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 app = typer.Typer(
     name="svs",
@@ -261,7 +266,7 @@ def refresh(
     answer_col: str | None = typer.Option(None, "--answer-col", help="Answer column of --prompts."),
     export: list[str] = typer.Option([], "--export", help="FORMAT=PATH to export the new version to (verl, trl, openrlhf); {name} and {version} are filled in."),
     report: Path | None = typer.Option(None, "--report", help="Folder for the diagnosis report (report.json, report.html)."),
-    runner: str = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs[dask]' / 'svs[ray]')."),
+    runner: str = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs\\[dask]' / 'svs\\[ray]')."),
     workers: int = typer.Option(2, "--workers", help="Workers of a local Dask cluster / CPUs of a local Ray instance."),
     address: str | None = typer.Option(None, "--address", help="A running Dask scheduler or Ray cluster instead of a local one."),
     no_prefect: bool = typer.Option(False, "--no-prefect", envvar="SVS_NO_PREFECT", help="Run the same steps as plain functions: no Prefect server, retries, caching or artifacts (env SVS_NO_PREFECT=1)."),
@@ -303,7 +308,7 @@ def _runner_option(runner: str, workers: int, address: str | None) -> dict:
     return {"kind": runner, "workers": workers, "address": address}
 
 
-RUNNER_OPTION = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs[dask]' / 'svs[ray]').")
+RUNNER_OPTION = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs\\[dask]' / 'svs\\[ray]').")
 WORKERS_OPTION = typer.Option(2, "--workers", help="Workers of a local Dask cluster / CPUs of a local Ray instance.")
 ADDRESS_OPTION = typer.Option(None, "--address", help="A running Dask scheduler or Ray cluster to use instead of a local one.")
 
@@ -416,3 +421,35 @@ def selfplay(
     for item in done:
         print(f"round {item['round']}: step {item['step']}, trained on {item['trained_on']}, "
               f"{item['published']} {item['outcome']} ({item['accepted']} variants accepted)")
+
+
+lab_app = typer.Typer(help="The miniature self-play lab (docs/lab.md).", no_args_is_help=True)
+app.add_typer(lab_app, name="lab")
+
+
+@lab_app.command("bootstrap")
+def lab_bootstrap(
+    out: Path = typer.Option(Path("runs/lab"), "--out", "-o", help="Folder of cached policies (one sub-folder per config hash)."),
+    steps: int = typer.Option(600, "--steps", help="Supervised training steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the curriculum, the model and the batch order."),
+    n_train: int = typer.Option(600, "--n-train", help="Curriculum items to train on."),
+    n_heldout: int = typer.Option(100, "--n-heldout", help="Held-out curriculum items measured."),
+    hidden_size: int = typer.Option(96, "--hidden-size", help="Model width."),
+    layers: int = typer.Option(3, "--layers", help="Transformer layers."),
+    heads: int = typer.Option(3, "--heads", help="Attention heads (hidden size divisible by it)."),
+) -> None:
+    """Train (or reuse) the lab's tiny policy on the sympy curriculum and print its numbers."""
+    from flows.lab import LabConfig, bootstrap
+    from pipeline.curriculum import CurriculumConfig
+
+    try:
+        config = LabConfig(curriculum=CurriculumConfig(seed=seed, n_train=n_train, n_heldout=n_heldout),
+                           train_steps=steps, seed=seed, hidden_size=hidden_size,
+                           num_layers=layers, num_heads=heads)
+        result = bootstrap(config, out, progress=True)
+    except (ValueError, FileExistsError) as exc:
+        _fail(exc)
+    state = "cached" if result.cached else f"built in {result.build_seconds:.0f} s"
+    print(f"policy {result.model_dir} ({state})")
+    for name, value in result.metrics.items():
+        print(f"  {name}: {value:.3f}")
