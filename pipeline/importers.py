@@ -35,7 +35,7 @@ class ImportFileError(ValueError):
     """A problem file could not be imported; the message names the file and the row."""
 
     def __init__(self, path: Path | str, row: int | None, message: str) -> None:
-        self.path, self.row = str(path), row
+        self.path, self.row, self.message = str(path), row, message
         where = f"{path}:{row}" if row is not None else str(path)
         super().__init__(f"{where}: {message}")
 

@@ -33,43 +33,14 @@ class TrainerFileError(ValueError):
 
 
 def iter_rows(path: Path | str) -> Iterator[tuple[int, Mapping[str, Any]]]:
-    """Yield (1-based row, row) from a .jsonl, a .parquet or a `datasets` folder."""
-    path = Path(path)
-    if not path.exists():
-        raise TrainerFileError(path, None, "no such file or folder")
-    if path.is_dir():
-        from datasets import load_from_disk
+    """Yield (1-based row, row) from a .jsonl, .csv, .parquet or a `datasets` folder
+    (`pipeline.importers.iter_table`, with this module's error type)."""
+    from pipeline.importers import ImportFileError, iter_table
 
-        try:
-            dataset = load_from_disk(str(path))
-        except (FileNotFoundError, ValueError) as exc:
-            raise TrainerFileError(path, None, f"not a `datasets` folder ({exc})") from exc
-        if not hasattr(dataset, "to_list"):  # a DatasetDict
-            raise TrainerFileError(path, None, "holds several splits; point at one split's folder")
-        yield from enumerate(dataset.to_list(), start=1)
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        try:
-            table = pq.read_table(path)
-        except Exception as exc:  # pyarrow raises several unrelated types on bad files
-            raise TrainerFileError(path, None, f"not a readable parquet file ({exc})") from exc
-        yield from enumerate(table.to_pylist(), start=1)
-    elif path.suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as handle:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise TrainerFileError(path, number, f"invalid JSON ({exc.msg})") from exc
-                if not isinstance(row, dict):
-                    raise TrainerFileError(path, number, "each line must be a JSON object")
-                yield number, row
-    else:
-        raise TrainerFileError(path, None, "unknown file type; expected .jsonl, .parquet "
-                                           "or a `datasets` folder")
+    try:
+        yield from iter_table(path)
+    except ImportFileError as exc:
+        raise TrainerFileError(exc.path, exc.row, exc.message) from exc
 
 
 def detect_format(row: Mapping[str, Any], input_key: str = "input") -> str:
