@@ -22,6 +22,9 @@ MAX_CHARS = 300
 MAX_TOKENS = 120
 MAX_LITERAL = 10**12
 MAX_EXPONENT = 20
+# Bound on the size of an exact power: without it "((9)^{20})^{20}..." nested a few
+# times makes sympy compute an integer of billions of digits.
+MAX_POWER_BITS = 4096
 _COMMANDS = {"\\times": "*", "\\cdot": "*", "\\div": "/", "\\frac": "frac"}
 _IGNORED_COMMANDS = ("\\left", "\\right", "\\,", "\\;", "\\!", "\\ ")
 
@@ -153,7 +156,15 @@ class _Parser:
                 raise ParseError(f"exponents must be integers within +-{MAX_EXPONENT}")
             if base == 0 and exponent < 0:
                 raise ParseError("division by zero")
-            return base**exponent
+            if base.is_Rational:
+                bits = max(abs(base.p).bit_length(), base.q.bit_length())
+                if bits * abs(int(exponent)) > MAX_POWER_BITS:
+                    raise ParseError(f"power too large (over {MAX_POWER_BITS} bits)")
+            result = base**exponent
+            if any(abs(power.exp) > MAX_EXPONENT for power in result.atoms(sympy.Pow)
+                   if power.exp.is_Integer):
+                raise ParseError(f"combined exponents must stay within +-{MAX_EXPONENT}")
+            return result
         return base
 
     def atom(self) -> sympy.Expr:
