@@ -430,7 +430,8 @@ app.add_typer(lab_app, name="lab")
 @lab_app.command("bootstrap")
 def lab_bootstrap(
     out: Path = typer.Option(Path("runs/lab"), "--out", "-o", help="Folder of cached policies (one sub-folder per config hash)."),
-    steps: int = typer.Option(600, "--steps", help="Supervised training steps."),
+    solve_steps: int = typer.Option(1500, "--solve-steps", help="First phase: supervised steps on solving pairs only."),
+    steps: int = typer.Option(300, "--steps", help="Second phase: supervised steps on solving and synthesis pairs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the curriculum, the model and the batch order."),
     n_train: int = typer.Option(600, "--n-train", help="Curriculum items to train on."),
     n_heldout: int = typer.Option(100, "--n-heldout", help="Held-out curriculum items measured."),
@@ -444,7 +445,7 @@ def lab_bootstrap(
 
     try:
         config = LabConfig(curriculum=CurriculumConfig(seed=seed, n_train=n_train, n_heldout=n_heldout),
-                           train_steps=steps, seed=seed, hidden_size=hidden_size,
+                           solve_steps=solve_steps, train_steps=steps, seed=seed, hidden_size=hidden_size,
                            num_layers=layers, num_heads=heads)
         result = bootstrap(config, out, progress=True)
     except (ValueError, FileExistsError) as exc:
