@@ -28,7 +28,7 @@ from synthesizers.registry import Seed
 from synthesizers.svs import PROMPTS, SOLUTION_SLOT, render_prompt
 
 NAME = "svs-lab-curriculum"
-VERSION = 1  # bump when a template or a draw changes: cached policies key on it
+VERSION = 2  # bump when a template or a draw changes: cached policies key on it
 SOURCE = "curriculum"
 KINDS = ("add", "sub", "mul", "mixed", "linear")
 ARITHMETIC_KINDS = ("add", "sub", "mul", "mixed")
@@ -106,19 +106,20 @@ def _signed(value: int) -> str:
 
 def _arithmetic(kind: str, rng: random.Random, top: int) -> tuple[str, list[str], sympy.Integer]:
     a, b, c = (sympy.Integer(rng.randint(1, top)) for _ in range(3))
+    # "Compute the value of": the pipeline's problem checks want >= 20 characters
     if kind == "add":
         total = a + b
-        return f"Compute {a} + {b}.", [f"{a} + {b} = {total}."], total
+        return f"Compute the value of {a} + {b}.", [f"{a} + {b} = {total}."], total
     if kind == "sub":
         a, b = max(a, b), min(a, b)
         difference = a - b
-        return f"Compute {a} - {b}.", [f"{a} - {b} = {difference}."], difference
+        return f"Compute the value of {a} - {b}.", [f"{a} - {b} = {difference}."], difference
     if kind == "mul":
         product = a * b
-        return f"Compute {a} * {b}.", [f"{a} * {b} = {product}."], product
+        return f"Compute the value of {a} * {b}.", [f"{a} * {b} = {product}."], product
     product = b * c
     total = a + product
-    return (f"Compute {a} + {b} * {c}.",
+    return (f"Compute the value of {a} + {b} * {c}.",
             [f"First {b} * {c} = {product}.", f"Then {a} + {product} = {total}."], total)
 
 

@@ -16,6 +16,7 @@ from pipeline.curriculum import (
 from synthesizers.extract import extract_problem
 from verifiers.answers import extract_answer
 from verifiers.grader import grade_batch
+from verifiers.problems import ProblemCheckConfig, check_problem
 
 SMALL = CurriculumConfig(n_train=150, n_heldout=50, seed=7)
 
@@ -102,3 +103,13 @@ def test_bad_config_names_the_field(kwargs, message):
 def test_too_few_distinct_problems_is_a_clear_error():
     with pytest.raises(ValueError, match="raise max_value"):
         split(CurriculumConfig(kinds=("add",), max_value=2, n_train=20, n_heldout=5))
+
+
+def test_every_problem_passes_the_pipelines_problem_checks():
+    """Online SvS rejects synthesized problems that fail these checks (too short, ...),
+    so a policy that reproduces curriculum problems must write acceptable ones."""
+    train, heldout = split(SMALL)
+    checks = ProblemCheckConfig()
+    verdicts = [(item.problem.text, check_problem(item.problem.text, item.problem.answer,
+                                                  checks)) for item in train + heldout]
+    assert not [(text, verdict.reason) for text, verdict in verdicts if not verdict.ok]
