@@ -299,6 +299,8 @@ def refresh(
     print(line)
     for fmt, path in outcome.exported.items():
         print(f"exported {fmt} -> {path}")
+    if outcome.report:
+        print(f"report -> {Path(outcome.report) / 'report.html'}")
 
 
 def _runner_option(runner: str, workers: int, address: str | None) -> dict:
@@ -433,7 +435,7 @@ def lab_bootstrap(
     solve_steps: int = typer.Option(1500, "--solve-steps", help="First phase: supervised steps on solving pairs only."),
     steps: int = typer.Option(300, "--steps", help="Second phase: supervised steps on solving and synthesis pairs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the curriculum, the model and the batch order."),
-    n_train: int = typer.Option(600, "--n-train", help="Curriculum items to train on."),
+    n_train: int = typer.Option(2000, "--n-train", help="Curriculum items to train on."),
     n_heldout: int = typer.Option(100, "--n-heldout", help="Held-out curriculum items measured."),
     hidden_size: int = typer.Option(96, "--hidden-size", help="Model width."),
     layers: int = typer.Option(3, "--layers", help="Transformer layers."),

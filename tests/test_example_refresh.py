@@ -32,6 +32,7 @@ def test_main_job_publishes_version_2_with_the_planted_labels(tmp_path):
             "--export", f"verl={out}/{{name}}-v{{version}}.parquet"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    assert f"report -> {out / 'report' / 'report.html'}" in result.output
     report = json.loads((out / "report" / "report.json").read_text())
     labels = {p["problem_id"]: p["label"] for p in report["problems"]}
     assert sorted(labels.values()).count("memorized") == 4
