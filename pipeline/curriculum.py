@@ -43,7 +43,7 @@ class CurriculumConfig:
     """Which problems the curriculum draws and how its training pairs are built."""
 
     seed: int = field(default=0, metadata={"help": "Item i draws from Random(seed + i)."})
-    n_train: int = field(default=600, metadata={"help": "Items 0..n_train-1 are for training."})
+    n_train: int = field(default=2000, metadata={"help": "Items 0..n_train-1 are for training."})
     n_heldout: int = field(default=100, metadata={
         "help": "Held-out items: drawn after the training items, skipping any whose problem "
                 "text also occurs in training."})
