@@ -456,3 +456,33 @@ def lab_bootstrap(
     print(f"policy {result.model_dir} ({state})")
     for name, value in result.metrics.items():
         print(f"  {name}: {value:.3f}")
+
+
+@lab_app.command("experiment")
+def lab_experiment(
+    policy: Path = typer.Option(..., "--policy", help="A bootstrapped policy folder (policy-<key>, printed by `svs lab bootstrap`)."),
+    out: Path = typer.Option(Path("runs/lab/experiment"), "--out", "-o", help="Where each arm's run and summary.json go."),
+    arms: str = typer.Option("fixed,svs", "--arms", help="Comma-separated arms: fixed, svs."),
+    steps: int = typer.Option(40, "--steps", help="GRPO steps per arm."),
+    n_prompts: int = typer.Option(64, "--n-prompts", help="Size of the fixed prompt set."),
+    prompts_per_step: int = typer.Option(8, "--prompts-per-step", help="Problems per step."),
+    group_size: int = typer.Option(8, "--group-size", help="Rollouts per problem."),
+    n_eval: int = typer.Option(32, "--n-eval", help="Held-out problems evaluated."),
+    eval_every: int = typer.Option(10, "--eval-every", help="Held-out pass@k every N steps."),
+    seed: int = typer.Option(0, "--seed", help="Seed shared by every arm."),
+) -> None:
+    """Train each arm from the same bootstrapped policy with one budget; write summary.json."""
+    from flows.lab import load_bootstrap
+    from flows.lab_experiment import ExperimentConfig, run_experiment
+
+    try:
+        config = ExperimentConfig(arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
+                                  steps=steps, n_prompts=n_prompts, prompts_per_step=prompts_per_step,
+                                  group_size=group_size, n_eval=n_eval, eval_every=eval_every, seed=seed)
+        record = run_experiment(load_bootstrap(policy), config, out, progress=True)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    for arm, result in record["arms"].items():
+        numbers = ", ".join(f"{k} {v:.3f}" for k, v in result["summary"].items() if v is not None)
+        print(f"{arm}: {numbers}")
+    print(f"summary: {out / 'summary.json'}")

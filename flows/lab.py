@@ -212,16 +212,25 @@ def _build(config: LabConfig, folder: Path, progress: bool) -> dict[str, float]:
     return metrics
 
 
+def load_bootstrap(folder: str | Path) -> BootstrapResult:
+    """A finished bootstrap folder (`policy-<key>`, with lab.json) as a result."""
+    folder = Path(folder)
+    result_path = folder / RESULT_FILE
+    if not result_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a finished lab bootstrap (no {RESULT_FILE}); "
+                                f"run `svs lab bootstrap` and pass the policy-<key> folder")
+    saved = json.loads(result_path.read_text(encoding="utf-8"))
+    return BootstrapResult(folder, saved["metrics"], True, saved["build_seconds"])
+
+
 def bootstrap(config: LabConfig | None = None, out_dir: str | Path = "runs/lab", *,
               progress: bool = False) -> BootstrapResult:
     """The bootstrapped policy for `config` under `out_dir`, built unless cached."""
     config = config or LabConfig()
     started = time.perf_counter()
     folder = Path(out_dir) / f"policy-{config.key()}"
-    result_path = folder / RESULT_FILE
-    if result_path.is_file():
-        saved = json.loads(result_path.read_text(encoding="utf-8"))
-        return BootstrapResult(folder, saved["metrics"], True, saved["build_seconds"])
+    if (folder / RESULT_FILE).is_file():
+        return load_bootstrap(folder)
     if folder.exists():
         raise FileExistsError(f"{folder} exists without {RESULT_FILE} (an interrupted or "
                               f"foreign build); delete it and run again")

@@ -73,7 +73,7 @@ def write_head(source: Path, target: Path, count: int) -> Path:
 
 
 def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
-                   out_dir: Path):
+                   out_dir: Path, progress: bool = False):
     """The learner's settings for one arm; prompts and held-out files under `out_dir`."""
     from trainer_bridge.grpo_config import GRPOConfig
 
@@ -90,11 +90,11 @@ def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
         synthesis_max_new_tokens=config.synthesis_max_new_tokens,
         max_seeds_per_step=config.max_seeds_per_step, eval_every=config.eval_every,
         eval_samples=config.eval_samples, checkpoint_every=config.steps, keep_checkpoints=1,
-        resume=False, progress=False, tensorboard=False)
+        resume=False, progress=progress, tensorboard=False)
 
 
 def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
-            out_dir: Path) -> list[dict[str, Any]]:
+            out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
     """Train one arm from the bootstrapped policy; its per-step metric history."""
     import torch
 
@@ -103,7 +103,7 @@ def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(learner_config(arm, policy, config, out_dir))
+        result = train(learner_config(arm, policy, config, out_dir, progress))
     finally:
         torch.set_num_threads(threads)
     return result.history
@@ -120,14 +120,15 @@ def summarize(history: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def run_experiment(policy: BootstrapResult, config: ExperimentConfig | None = None,
-                   out_dir: str | Path = "runs/lab/experiment") -> dict[str, Any]:
+                   out_dir: str | Path = "runs/lab/experiment", *,
+                   progress: bool = False) -> dict[str, Any]:
     """Run every arm; write and return {config, policy, arms: {arm: {summary, history}}}."""
     config = config or ExperimentConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arms = {}
     for arm in config.arms:
-        history = run_arm(arm, policy, config, out)
+        history = run_arm(arm, policy, config, out, progress)
         arms[arm] = {"summary": summarize(history), "history": history}
     record = {"config": asdict(config), "policy": str(policy.folder), "arms": arms}
     (out / "summary.json").write_text(json.dumps(record, indent=2, default=str) + "\n",

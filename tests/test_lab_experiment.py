@@ -52,3 +52,20 @@ def test_every_arm_trains_the_budget_and_the_same_seed_gives_the_same_numbers(tm
     saved = json.loads((tmp_path / "one" / "summary.json").read_text())
     assert saved["arms"]["fixed"]["summary"] == first["arms"]["fixed"]["summary"]
     assert (tmp_path / "one" / "prompts.jsonl").read_text().count("\n") == 4
+
+
+def test_cli_runs_the_arms_on_a_bootstrapped_folder(tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    policy = bootstrap(TINY, tmp_path / "lab")
+    runner = CliRunner()
+    args = ["lab", "experiment", "--policy", str(policy.folder), "--out", str(tmp_path / "exp"),
+            "--arms", "fixed", "--steps", "1", "--n-prompts", "2", "--prompts-per-step", "2",
+            "--group-size", "2", "--n-eval", "2", "--eval-every", "1"]
+    done = runner.invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "fixed: " in done.output and (tmp_path / "exp" / "summary.json").is_file()
+    missing = runner.invoke(app, ["lab", "experiment", "--policy", str(tmp_path)])
+    assert missing.exit_code == 2 and "no lab.json" in missing.output
