@@ -126,3 +126,30 @@ def test_problems_file_errors_name_the_line(tmp_path):
     good = tmp_path / "good.jsonl"
     good.write_text('{"text": "1+1=", "answer": 2}\n\n')
     assert [(p.text, p.answer) for p in load_problems_file(good)] == [("1+1=", "2")]
+
+
+def test_logged_rollouts_are_native_rows_a_refresh_can_diagnose(tmp_path):
+    from pipeline.rollouts import load_rollout_groups
+    from trainer_bridge.grpo import rollouts_path
+
+    model = build_addition_model(tmp_path / "model", warmup_steps=20)
+    problems = tmp_path / "problems.jsonl"
+    problems.write_text("".join(json.dumps({"text": p.text, "answer": p.answer}) + "\n"
+                                for p in V1))
+    config = GRPOConfig(model=str(model), output_dir=str(tmp_path / "run"),
+                        prompts_file=str(problems), steps=2, prompts_per_step=3, group_size=4,
+                        max_new_tokens=3, lr=1e-3, solve_template="{problem}", progress=False,
+                        tensorboard=False, log_rollouts=True)
+    result = train(config)
+    for row in result.history:
+        path = rollouts_path(config.output_dir, row["step"])
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert len(lines) == 3 * 4 and {line["step"] for line in lines} == {row["step"]}
+        assert sum(line["correct"] for line in lines) / 12 == row["train/solve_rate/original"]
+        tokens = [lp for line in lines for lp in line["token_logprobs"]]
+        assert row["train/generated_tokens"] == len(tokens)  # refresh mode: one stream
+        assert row["train/nll/original"] == pytest.approx(-sum(tokens) / len(tokens))
+        groups = load_rollout_groups([path])  # the reader accepts them, correctness kept
+        assert {g.problem_id for g in groups} <= {p.id for p in V1} and len(groups) == 3
+        assert sum(r.correct for g in groups for r in g.rollouts) == sum(x["correct"] for x in lines)
+    assert not (tmp_path / "run" / "rollouts" / "step_000002.jsonl.tmp").exists()

@@ -45,10 +45,10 @@ def toy_policy(tmp_path_factory):
                     AutoTokenizer.from_pretrained(folder))
 
 
-def _settings(check=None):
+def _settings(check=None, answer_check=None):
     return SvSSettings(
         template=SYNTHESIS_TEMPLATE, seed_band=(0.125, 0.5), synthesis_band=(0.125, 0.625),
-        max_seeds=None, solve_template="{problem}", check=check,
+        max_seeds=None, solve_template="{problem}", check=check, answer_check=answer_check,
         synthesis_params=SamplingParams(n=4, max_new_tokens=10, seed=1),
         solve_params=SamplingParams(n=8, max_new_tokens=4, seed=2))
 
@@ -78,6 +78,23 @@ def test_problem_checks_reject_before_solving(toy_policy):
     assert streams[SYNTHETIC] == []  # "3+4=" is symbol soup to the checks (few letters)
     assert sum(rejected.values()) == 4 and set(rejected) <= {"garbage", "no_problem_extracted"}
     assert [s.reward for s in streams[SYNTHESIS]] == [0.0] * 4
+
+
+def test_answer_check_sees_the_original_and_rejects_before_solving(toy_policy):
+    from pipeline.records import Verdict
+
+    seen = []
+
+    def answer_check(text, answer, original):
+        seen.append((answer, original))
+        return Verdict(False, "sympy_mismatch", "computed to another answer")
+
+    seeds = [(Problem("Add three and four.", "7"), "7")]
+    streams, rejected = synthesis_streams(toy_policy, seeds, _settings(answer_check=answer_check),
+                                          verifier_reward)
+    assert streams[SYNTHETIC] == [] and [s.reward for s in streams[SYNTHESIS]] == [0.0] * 4
+    assert rejected["sympy_mismatch"] == len(seen) and len(seen) + rejected["no_problem_extracted"] == 4
+    assert set(seen) <= {("7", "Add three and four.")}
 
 
 @pytest.mark.parametrize("bf16", [False, True])

@@ -23,11 +23,13 @@ scored positions, V vocabulary.
 from __future__ import annotations
 
 import copy
+import json
 import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -256,8 +258,11 @@ def svs_settings(config: GRPOConfig) -> SvSSettings:
 
         checks = ProblemCheckConfig()
         check = lambda text, answer: check_problem(text, answer, checks)  # noqa: E731
+    answer_check = None
+    if config.synthesis_sympy_check:
+        from verifiers.consistency import sympy_verdict as answer_check
     return SvSSettings(
-        check=check,
+        check=check, answer_check=answer_check,
         template=template, seed_band=config.seed_band, synthesis_band=config.synthesis_band,
         max_seeds=config.max_seeds_per_step, solve_template=config.solve_template,
         synthesis_params=SamplingParams(n=config.synthesis_samples, temperature=1.0, top_p=1.0,
@@ -279,6 +284,37 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
     correct = [sum(1 for r in problem if r >= 1.0) for problem in rewards]
     return {f"eval/pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct)
             for k in pass_at_k_ks(n)}
+
+
+ROLLOUTS_FOLDER = "rollouts"
+
+
+def rollouts_path(output_dir: str, step: int) -> Path:
+    return Path(output_dir) / ROLLOUTS_FOLDER / f"step_{step:06d}.jsonl"
+
+
+def write_rollouts(output_dir: str, step: int, problems: Sequence[Problem],
+                   samples: Sequence[Sample]) -> Path:
+    """The step's original-stream rollouts as native rollout rows (pipeline.rollouts):
+    problem id, problem text, reference answer, completion, step, 0/1 reward as
+    `correct`, token log-probs. Written whole then renamed, so a reader (or a resumed
+    run rewriting the step) never sees half a file."""
+    by_group = {f"{ORIGINAL}:{p.id}": p for p in problems}
+    path = rollouts_path(output_dir, step)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for sample in samples:
+        problem = by_group.get(sample.group) if sample.stream == ORIGINAL else None
+        if problem is None:
+            continue
+        lines.append(json.dumps({
+            "problem_id": problem.id, "prompt": problem.text, "answer": problem.answer,
+            "completion": sample.text, "step": step, "reward": sample.reward,
+            "correct": sample.reward >= 1.0, "token_logprobs": list(sample.logprobs)}))
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 # -- the loop ----------------------------------------------------------------------------------
@@ -337,6 +373,8 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
                                              config.prompts_per_step, step_seed(config, step))
             samples, collect_metrics = collect(policy, batch_problems, config, step, reward_fn, svs)
             metrics.update(collect_metrics)
+            if config.log_rollouts:
+                write_rollouts(config.output_dir, step, batch_problems, samples)
 
             rewards = torch.tensor([s.reward for s in samples])  # (N_all,)
             group_ids = torch.tensor(_group_index([s.group for s in samples]))  # (N_all,)

@@ -106,10 +106,18 @@ class GRPOConfig:
     synthesis_checks: bool = _f(True, "svs: reject synthesized problems that are garbage, too "
                                       "short/long or state their answer (verifiers.problems) "
                                       "before solving them; they earn reward 0.")
+    synthesis_sympy_check: bool = _f(True, "svs: reject a synthesized problem that sympy "
+                                           "computes to another answer when sympy computes "
+                                           "its original to the reference answer "
+                                           "(verifiers.consistency.sympy_verdict); reward 0.")
     max_seeds_per_step: int | None = _f(16, "svs: seeds used per step (null: all).")
 
     # -- logging, evaluation, checkpoints ----------------------------------------------------
     log_every: int = _f(1, "Write metrics every this many steps.")
+    log_rollouts: bool = _f(False, "Also write each step's original-stream rollouts in the "
+                                   "native rollout format (with token log-probs) to "
+                                   "output_dir/rollouts/step_NNNNNN.jsonl: input for "
+                                   "`svs diagnose` and the refresh flow.")
     eval_every: int = _f(0, "Held-out pass@1 / pass@k every this many steps; 0: never.")
     eval_samples: int = _f(8, "Samples per held-out problem (pass@k for k up to this).")
     eval_temperature: float = _f(1.0, "Sampling temperature of held-out evaluation.")

@@ -11,8 +11,9 @@ Online SvS (Liang et al., 2025), per step:
    each correct rollout is one.
 3. `synthesis`: the policy writes `synthesis_samples` problems per seed from the seed's
    solution alone (one group per seed); `synthesizers.extract` pulls the problem out,
-   and (an svs addition) `verifiers.problems` rejects garbage, bad lengths and problems
-   that state their answer.
+   and (svs additions) `verifiers.problems` rejects garbage, bad lengths and problems
+   that state their answer, and `verifiers.consistency.sympy_verdict` rejects a problem
+   sympy computes to another answer when it computes the original to its answer.
 4. `synthetic`: each extracted problem is solved n times against the ORIGINAL answer.
 5. a synthesis output earns 1 when its problem's solve rate lies in `synthesis_band`
    ([0.125, 0.625]: 1 to 5 of 8) and 0 otherwise (nothing extracted, unsolvable or
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pipeline.policy.base import Generation, Policy, SamplingParams
@@ -55,6 +56,7 @@ class Sample:
     reward: float
     truncated: bool  # ran into max_new_tokens
     text: str = ""
+    logprobs: tuple[float, ...] = ()  # sampling log-probability of each completion token
 
 
 def fill_template(template: str, slot: str, value: str) -> str:
@@ -65,7 +67,7 @@ def fill_template(template: str, slot: str, value: str) -> str:
 def _samples(stream: str, group: str, prompt_ids: Sequence[int], generations: Sequence[Generation],
              rewards: Sequence[float]) -> list[Sample]:
     return [Sample(stream, group, tuple(prompt_ids), g.token_ids, float(r),
-                   g.finish_reason == "length", g.text)
+                   g.finish_reason == "length", g.text, g.token_logprobs)
             for g, r in zip(generations, rewards, strict=True)]
 
 
@@ -105,6 +107,8 @@ class SvSSettings:
     solve_params: SamplingParams
     solve_template: str
     check: Callable[[str, str], Any] | None = None  # (text, answer) -> Verdict
+    # (text, answer, original text) -> Verdict: verifiers.consistency.sympy_verdict
+    answer_check: Callable[[str, str, str], Any] | None = None
 
 
 def select_seeds(problems: Sequence[Problem], rewards: Sequence[Sequence[float]],
@@ -142,6 +146,8 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
                 rejected[NO_PROBLEM] += 1
                 continue
             verdict = settings.check(extracted.text, problem.answer) if settings.check else None
+            if (verdict is None or verdict.ok) and settings.answer_check is not None:
+                verdict = settings.answer_check(extracted.text, problem.answer, problem.text)
             if verdict is not None and not verdict.ok:
                 rejected[verdict.reason] += 1  # reward 0, like an output with no problem
                 continue
@@ -151,8 +157,7 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
         policy, variants, stream=SYNTHETIC, template=settings.solve_template,
         params=settings.solve_params, reward_fn=reward_fn, progress=progress)
     # Groups by variant id would merge identical texts written for different seeds.
-    synthetic = [Sample(s.stream, f"{s.group}#{i // settings.solve_params.n}", s.prompt_ids,
-                        s.completion_ids, s.reward, s.truncated, s.text)
+    synthetic = [replace(s, group=f"{s.group}#{i // settings.solve_params.n}")
                  for i, s in enumerate(synthetic)]
     synthesis_rewards = [[0.0] * len(group) for group in outputs]
     low, high = settings.synthesis_band

@@ -48,6 +48,13 @@ def sample_metrics(samples: Sequence[Any], zero_variance_groups: Mapping[str, se
         metrics[f"train/groups/{stream}"] = float(len(groups))
         metrics[f"train/zero_variance_share/{stream}"] = (
             len(zero_variance_groups.get(stream, set()) & groups) / len(groups))
+        # Mean negative log-likelihood of the sampled tokens, over every sample (trained
+        # or dropped as zero-variance): a Monte Carlo estimate of the per-token entropy of
+        # the sampling distribution, free because the rollout already scored its tokens.
+        scored = [x for s in rows for x in s.logprobs]
+        if scored:
+            metrics[f"train/nll/{stream}"] = -sum(scored) / len(scored)
+    metrics["train/generated_tokens"] = float(sum(len(s.completion_ids) for s in samples))
     return metrics
 
 
