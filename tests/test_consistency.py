@@ -139,3 +139,49 @@ def test_candidate_needs_a_problem_or_a_reason():
         Candidate(toy_seed(), None, "", "svs")
     with pytest.raises(ValueError):
         Candidate(toy_seed(), Problem("t", "1"), "", "svs", reason="x")
+
+
+@pytest.mark.parametrize("original, answer, variant, reason", [
+    ("Compute the value of 3 + 4.", "7", "Compute the value of 2 + 5.", "ok"),
+    ("Compute the value of 3 + 4.", "7", "Compute the value of 3 + 5.", "sympy_mismatch"),
+    ("Compute the value of 3 + 4 * 5.", "23", "Compute the value of 3 + 4 * 5 - 2.",
+     "sympy_mismatch"),
+    ("Solve for x: 2x + 1 = 7.", "3", "Solve for x: 3x = 9.", "ok"),
+    ("Solve for x: 2x + 1 = 7.", "3", "Solve for x: x + 1 = 5.", "sympy_mismatch"),
+    # not a computation sympy checks: left to the solve rate
+    ("Tom has 3 apples and buys 4 + 2 more. How many now?", "9",
+     "Tom has 3 pears and buys 4 + 3 more. How many now?", "ok"),
+    # the original is computable but its reference disagrees: no basis to judge
+    ("Compute the value of 3 + 4.", "8", "Compute the value of 3 + 5.", "ok"),
+    # the variant is no single computation: left to the solve rate
+    ("Compute the value of 3 + 4.", "7", "Add the numbers three and four together.", "ok"),
+])
+def test_sympy_check_rejects_variants_computed_to_another_answer(original, answer, variant,
+                                                                   reason):
+    from verifiers.consistency import sympy_verdict
+
+    verdict = sympy_verdict(variant, answer, original)
+    assert verdict.reason == reason, verdict.detail
+    if reason == "sympy_mismatch":
+        assert answer in verdict.detail
+
+
+@pytest.mark.parametrize("hostile", ["Compute the value of 9^9^9^9^9.",
+                                     "Compute the value of " + "(" * 5000 + "1" + ")" * 5000,
+                                     "Solve for x: x^999999 + 1 = 0.", "\x00" * 100])
+def test_sympy_check_on_hostile_text_is_a_verdict(hostile):
+    from verifiers.consistency import computed_answer, sympy_verdict
+
+    assert computed_answer(hostile) is None
+    assert sympy_verdict(hostile, "7", "Compute the value of 3 + 4.").ok
+
+
+def test_verify_rejects_sympy_mismatches_before_solving(policy):
+    seed = Seed(Problem("Compute the value of 3 + 4 here.", "7"), "3 + 4 = 7. \\boxed{7}")
+    wrong = Candidate(seed, seed.problem.variant("Compute the value of 3 + 5 here.",
+                                                 synthesizer="svs"), "", "svs")
+    accepted, rejects = verify_candidates([wrong], policy, toy_consistency(n_solves=2))
+    assert not accepted and [r.reason for r in rejects] == ["sympy_mismatch"]
+    assert rejects[0].solve_rate is None  # never solved: no tokens spent on it
+    off = verify_candidates([wrong], policy, toy_consistency(n_solves=2, sympy_check=False))
+    assert "sympy_mismatch" not in [r.reason for r in off[1]]
