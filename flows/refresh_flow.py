@@ -268,7 +268,8 @@ def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] =
             summary = stages.summarize(base, result, diagnosis=diagnosis, seeds=seeds,
                                        candidates=candidates, accepted=accepted,
                                        verify_rejects=rejects, refresh_plan=next_version,
-                                       unmatched=unmatched)
+                                       unmatched=unmatched,
+                                       generated_tokens=getattr(policy, "generated_tokens", 0))
     steps.say("[8/8] export")
     exported = steps.io(export, prompt_store, name, summary.version,
                         export_targets(exports, name, summary.version))

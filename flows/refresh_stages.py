@@ -187,9 +187,10 @@ def load_policy(model: str | None, backend: str, needed: bool, why: str) -> Any:
         if needed:
             raise ValueError(f"this refresh needs a policy ({why}); pass --model PATH")
         return None
+    from pipeline.policy.base import CountingPolicy
     from pipeline.policy.loading import load_policy as load
 
-    return load(model, backend=backend)
+    return CountingPolicy(load(model, backend=backend))
 
 
 def rollout_groups(base: PromptSet, rollouts: Sequence[Path], policy: Any,
@@ -334,12 +335,14 @@ class RefreshSummary:
     retired: int = 0
     downweighted: int = 0
     unmatched_groups: int = 0
+    generated_tokens: int = 0  # tokens the policy generated (rollouts, synthesis, verification)
 
 
 def summarize(base: PromptSet, result: PublishResult, *, diagnosis: Any = None,
               seeds: Sequence[Any] = (), candidates: Sequence[Any] = (),
               accepted: Sequence[Problem] = (), verify_rejects: Sequence[Mapping] = (),
-              refresh_plan: RefreshPlan | None = None, unmatched: int = 0) -> RefreshSummary:
+              refresh_plan: RefreshPlan | None = None, unmatched: int = 0,
+              generated_tokens: int = 0) -> RefreshSummary:
     rejects = Counter(f"verify/{r['reason']}" for r in verify_rejects)
     if refresh_plan is not None:
         rejects.update(f"refresh/{r['reason']}" for r in refresh_plan.rejects)
@@ -352,4 +355,4 @@ def summarize(base: PromptSet, result: PublishResult, *, diagnosis: Any = None,
         added=len(refresh_plan.added) if refresh_plan else 0,
         retired=len(refresh_plan.retired) if refresh_plan else 0,
         downweighted=len(refresh_plan.downweighted) if refresh_plan else 0,
-        unmatched_groups=unmatched)
+        unmatched_groups=unmatched, generated_tokens=generated_tokens)

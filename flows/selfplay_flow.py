@@ -2,9 +2,10 @@
 
 Each round trains the bundled GRPO learner (`trainer_bridge.grpo.train`) for
 `steps_per_round` more steps on the prompt set's current version, then runs the refresh
-flow with the round's checkpoint as the policy: it generates rollouts of the set's
-problems, diagnoses them, synthesizes and verifies variants with the same policy and
-publishes the next version, which the next round trains on.
+flow with the round's checkpoint as the policy: it diagnoses the rollouts the learner
+logged in the round (`log_rollouts: true`; otherwise it generates rollouts of the set's
+problems with the checkpoint), synthesizes and verifies variants with the same policy
+and publishes the next version, which the next round trains on.
 
 Resumable: `selfplay.json` in the learner's output folder records every finished round
 (its step, checkpoint and published version). A re-run skips finished rounds; in the
@@ -70,6 +71,23 @@ def segment_checkpoint(output_dir: str, step: int) -> Path:
     return folder
 
 
+def round_rollouts(config: Any, until_step: int, steps_per_round: int) -> list[str]:
+    """The rollouts the learner logged during the round (`log_rollouts: true`): the
+    refresh diagnoses what the policy actually did in training, and generates nothing.
+    Without them (empty list) the refresh samples fresh rollouts with the checkpoint."""
+    if not config.log_rollouts:
+        return []
+    from trainer_bridge.grpo import rollouts_path
+
+    paths = [rollouts_path(config.output_dir, step)
+             for step in range(until_step - steps_per_round + 1, until_step + 1)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"the learner logged no rollouts for {missing[0]} (and "
+                                f"{len(missing) - 1} more steps) of this round")
+    return [str(p) for p in paths]
+
+
 @task(name="train-segment", **NO_RESULT)
 def train_segment(config: Any, until_step: int) -> dict[str, Any]:
     from trainer_bridge.grpo import train
@@ -108,13 +126,18 @@ def selfplay_flow(train: str | dict[str, Any], rounds: int, steps_per_round: int
         logger.info(f"round {number}: trained to step {segment['steps_done']} on "
                     f"{segment['prompt_version']}; refreshing with {checkpoint.name}")
         outcome = refresh_flow(store=config.prompt_store, name=config.prompt_set,
-                               model=str(checkpoint), backend=config.backend, rollouts=[],
+                               model=str(checkpoint), backend=config.backend,
+                               rollouts=round_rollouts(config, target, steps_per_round),
                                **(refresh or {}))
         done.append({"round": number, "step": segment["steps_done"],
                      "trained_on": segment["prompt_version"], "checkpoint": str(checkpoint),
                      "published": f"{config.prompt_set}@v{outcome.summary.version}",
                      "outcome": outcome.summary.outcome, "labels": dict(outcome.summary.labels),
-                     "accepted": outcome.summary.accepted,
+                     "seeds": outcome.summary.seeds, "candidates": outcome.summary.candidates,
+                     "accepted": outcome.summary.accepted, "added": outcome.summary.added,
+                     "downweighted": outcome.summary.downweighted,
+                     "retired": outcome.summary.retired,
+                     "generated_tokens": outcome.summary.generated_tokens,
                      "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         save_rounds(config.output_dir, done)
     create_table_artifact(

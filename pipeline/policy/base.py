@@ -93,6 +93,25 @@ class Policy(Protocol):
                  progress: bool = False) -> list[list[Generation]]: ...
 
 
+class CountingPolicy:
+    """A policy that counts the tokens it generates: the cost of the stage that uses it
+    (the refresh reports it; the lab adds it to the training arm's budget). Every other
+    attribute is the wrapped policy's."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self.generated_tokens = 0
+
+    def generate(self, prompts: Sequence[str], params: SamplingParams, *,
+                 progress: bool = False) -> list[list[Generation]]:
+        groups = self.policy.generate(prompts, params, progress=progress)
+        self.generated_tokens += sum(len(g.token_ids) for group in groups for g in group)
+        return groups
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+
 def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
