@@ -461,28 +461,100 @@ def lab_bootstrap(
 @lab_app.command("experiment")
 def lab_experiment(
     policy: Path = typer.Option(..., "--policy", help="A bootstrapped policy folder (policy-<key>, printed by `svs lab bootstrap`)."),
-    out: Path = typer.Option(Path("runs/lab/experiment"), "--out", "-o", help="Where each arm's run and summary.json go."),
-    arms: str = typer.Option("fixed,svs", "--arms", help="Comma-separated arms: fixed, svs."),
-    steps: int = typer.Option(40, "--steps", help="GRPO steps per arm."),
-    n_prompts: int = typer.Option(64, "--n-prompts", help="Size of the fixed prompt set."),
-    prompts_per_step: int = typer.Option(8, "--prompts-per-step", help="Problems per step."),
-    group_size: int = typer.Option(8, "--group-size", help="Rollouts per problem."),
-    n_eval: int = typer.Option(32, "--n-eval", help="Held-out problems evaluated."),
-    eval_every: int = typer.Option(10, "--eval-every", help="Held-out pass@k every N steps."),
-    seed: int = typer.Option(0, "--seed", help="Seed shared by every arm."),
+    out: Path = typer.Option(Path("runs/lab/experiment"), "--out", "-o", help="Where each arm's run, summary.json and report.html go."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Lab YAML; its `experiment:` section is used (see examples/lab/long.yaml)."),
+    arms: str | None = typer.Option(None, "--arms", help="Comma-separated arms out of fixed, refresh, svs (default: all)."),
+    steps: int | None = typer.Option(None, "--steps", help="GRPO steps per arm."),
+    refresh_every: int | None = typer.Option(None, "--refresh-every", help="refresh arm: steps between refreshes."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed shared by every arm."),
 ) -> None:
-    """Train each arm from the same bootstrapped policy with one budget; write summary.json."""
+    """Train each arm from one bootstrapped policy with one budget; write summary.json and
+    report.html."""
     from flows.lab import load_bootstrap
-    from flows.lab_experiment import ExperimentConfig, run_experiment
 
     try:
-        config = ExperimentConfig(arms=tuple(a.strip() for a in arms.split(",") if a.strip()),
-                                  steps=steps, n_prompts=n_prompts, prompts_per_step=prompts_per_step,
-                                  group_size=group_size, n_eval=n_eval, eval_every=eval_every, seed=seed)
-        record = run_experiment(load_bootstrap(policy), config, out, progress=True)
+        _, settings = _lab_settings(config, arms, steps, refresh_every, seed)
+        bootstrapped = load_bootstrap(policy)
     except (ValueError, FileNotFoundError) as exc:
         _fail(exc)
-    for arm, result in record["arms"].items():
-        numbers = ", ".join(f"{k} {v:.3f}" for k, v in result["summary"].items() if v is not None)
-        print(f"{arm}: {numbers}")
-    print(f"summary: {out / 'summary.json'}")
+    _run_lab_experiment(bootstrapped, settings, out)
+
+
+@lab_app.command("run")
+def lab_run(
+    out: Path = typer.Option(Path("runs/lab"), "--out", "-o", help="Lab folder: cached policies (policy-<key>) and the experiment (experiment/)."),
+    config: Path | None = typer.Option(None, "--config", "-c", help="Lab YAML with sections bootstrap and experiment (see examples/lab/long.yaml); none: the embedded defaults."),
+    arms: str | None = typer.Option(None, "--arms", help="Comma-separated arms out of fixed, refresh, svs (default: all)."),
+    steps: int | None = typer.Option(None, "--steps", help="GRPO steps per arm."),
+    refresh_every: int | None = typer.Option(None, "--refresh-every", help="refresh arm: steps between refreshes."),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of the experiment's arms (the bootstrap's seed is in the config)."),
+) -> None:
+    """The main job: bootstrap the tiny policy (cached), train the three arms with one
+    budget, write summary.json and report.html, print where the report is."""
+    from flows.lab import bootstrap
+
+    try:
+        lab_config, settings = _lab_settings(config, arms, steps, refresh_every, seed)
+        print("[1/2] bootstrap the tiny policy (cached after the first run)")
+        result = bootstrap(lab_config, out, progress=True)
+    except (ValueError, FileExistsError) as exc:
+        _fail(exc)
+    state = "cached" if result.cached else f"built in {result.build_seconds:.0f} s"
+    print(f"policy {result.model_dir} ({state}); held-out solve rate "
+          f"{result.metrics['lab/solve_rate_heldout']:.3f}")
+    print(f"[2/2] {len(settings.arms)} arms x {settings.steps} steps")
+    _run_lab_experiment(result, settings, out / "experiment")
+
+
+@lab_app.command("report")
+def lab_report(
+    summary: Path = typer.Argument(..., help="An experiment's summary.json."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="HTML file to write (default: report.html beside the summary)."),
+) -> None:
+    """Redraw the HTML report from a summary.json (every number on it comes from the file)."""
+    import json
+
+    from flows.lab_report import write_report
+
+    try:
+        record = json.loads(summary.read_text(encoding="utf-8"))
+        path = write_report(record, out or summary.with_name("report.html"))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(ValueError(f"{summary} is not a lab summary.json ({type(exc).__name__}: {exc})"))
+    print(f"report -> {path}")
+
+
+def _lab_settings(config: Path | None, arms: str | None, steps: int | None,
+                  refresh_every: int | None, seed: int | None):
+    from dataclasses import replace
+
+    from flows.lab_experiment import load_lab_config
+
+    lab_config, settings = load_lab_config(config)
+    changes = {k: v for k, v in (("steps", steps), ("refresh_every", refresh_every),
+                                 ("seed", seed)) if v is not None}
+    if arms is not None:
+        changes["arms"] = tuple(a.strip() for a in arms.split(",") if a.strip())
+    return lab_config, replace(settings, **changes)  # re-checked by __post_init__
+
+
+def _run_lab_experiment(policy, settings, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.lab_experiment import run_experiment
+    from flows.lab_report import fmt, summary_rows
+
+    try:
+        record = run_experiment(policy, settings, out, progress=True)
+    except (ValueError, FileNotFoundError) as exc:
+        _fail(exc)
+    table = Table(title=f"svs lab, {settings.steps} steps per arm, seed {settings.seed}")
+    table.add_column("")
+    for arm in record["arms"].values():
+        table.add_column(arm["title"], justify="right")
+    for label, values in summary_rows(record):
+        table.add_row(label, *[fmt(v) for v in values])
+    Console().print(table)
+    print(f"summary -> {out / 'summary.json'}")
+    print(f"report -> {out / 'report.html'}")

@@ -1,40 +1,62 @@
-"""The miniature self-play lab, part 2 (a first driver): GRPO arms on the bootstrapped policy.
+"""The miniature self-play lab, part 2: three GRPO arms on the bootstrapped policy.
 
 Every arm starts from the same bootstrapped policy (`flows.lab.bootstrap`), trains the
-same number of steps on the same fixed prompt set (the first `n_prompts` curriculum
-training items) with the bundled learner (`trainer_bridge.grpo.train`), and is
-evaluated on the same held-out curriculum items. Arms so far:
+same number of steps with the same prompts per step, group size, learning rate and seed
+on the same fixed prompt set (the first `n_prompts` curriculum training items) with the
+bundled learner (`trainer_bridge.grpo.train`), and is evaluated on the same held-out
+curriculum items:
 
 - `fixed`: plain GRPO on the fixed prompt set;
-- `svs`: online SvS (the learner's `mode: svs`): the policy also writes variational
-  problems from its correct solutions and solves them.
+- `refresh`: GRPO on a stored copy of the set, refreshed by svs every `refresh_every`
+  steps (`flows.selfplay_flow`, a Prefect flow: the round's logged rollouts are
+  diagnosed, the policy writes variational problems of the memorized and learning
+  problems, the policy's own solve rate verifies them, the next version is published
+  and trained on);
+- `svs`: online SvS (the learner's `mode: svs`): synthesis and synthetic streams in
+  every step.
 
-Not yet here: the `refresh` arm (svs refresh of the prompt set every R steps through
-`flows.refresh_flow`), the HTML report and the cost-matched budget; see docs/lab.md.
-Each arm's per-step metrics come from the learner's own history; the summary keeps the
-ones the lab compares (namespaced as the learner logs them).
+Per step, every arm logs (the learner's metrics plus its logged rollouts):
+`entropy` (mean negative log-likelihood of the sampled solution tokens, over all of the
+step's solving rollouts: a Monte Carlo estimate of the policy's per-token entropy at
+temperature 1), `trained_entropy` (the learner's exact entropy on the tokens it trained
+on), `solve_rate`, `memorized` (how many of the step's prompts the diagnosis of that
+step's rollouts labels memorized: solved (nearly) always along one trajectory),
+`tokens` (every token the arm generated that step, refresh included) and held-out
+pass@k (k = 1, 2, 4, ... eval_samples) every `eval_every` steps, plus once at step 0
+for the shared start.
+
+The same seed gives the same numbers: everything random is seeded, torch runs on one
+thread, and the summary keeps wall-clock time apart (`timing`).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+import math
+import time
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from flows.lab import BootstrapResult
 
-ARMS = ("fixed", "svs")
-SUMMARY_KEYS = ("train/entropy/original", "train/solve_rate/original", "eval/pass@1")
+ARMS = ("fixed", "refresh", "svs")
+ARM_TITLES = {"fixed": "GRPO on the fixed set", "refresh": "GRPO + svs refresh",
+              "svs": "online SvS"}
+SET_NAME = "lab"
+SUMMARY_FILE = "summary.json"
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One budget shared by every arm."""
+    """One budget shared by every arm (the embedded default runs in minutes on 2 cores)."""
 
     arms: tuple[str, ...] = field(default=ARMS, metadata={
         "help": f"Arms to run, in order: {', '.join(ARMS)}."})
-    steps: int = field(default=40, metadata={"help": "GRPO steps per arm."})
+    steps: int = field(default=120, metadata={"help": "GRPO steps per arm."})
+    refresh_every: int = field(default=20, metadata={
+        "help": "refresh arm: svs refreshes the prompt set after every this many steps "
+                "(steps must be a multiple)."})
     n_prompts: int = field(default=64, metadata={
         "help": "Size of the fixed prompt set (the first curriculum training items)."})
     prompts_per_step: int = field(default=8, metadata={"help": "Problems per step."})
@@ -42,33 +64,65 @@ class ExperimentConfig:
     lr: float = field(default=5e-4, metadata={"help": "Learner AdamW learning rate."})
     max_new_tokens: int = field(default=64, metadata={"help": "Solution token budget."})
     synthesis_max_new_tokens: int = field(default=48, metadata={
-        "help": "svs arm: token budget of a synthesis output."})
+        "help": "refresh and svs arms: token budget of a synthesis output."})
+    synthesis_samples: int = field(default=8, metadata={
+        "help": "refresh and svs arms: problems written per seed solution."})
     max_seeds_per_step: int = field(default=4, metadata={
         "help": "svs arm: seeds (correct solutions) turned into synthesis groups per step."})
+    refresh_seeds_per_problem: int = field(default=1, metadata={
+        "help": "refresh arm: correct solutions of one problem used as synthesis seeds."})
+    refresh_seed_labels: tuple[str, ...] = field(default=("learning", "memorized"), metadata={
+        "help": "refresh arm: diagnosis labels whose problems seed the synthesis."})
+    memorized_action: str = field(default="downweight", metadata={
+        "help": "refresh arm: what a refresh does to a memorized problem (downweight, "
+                "retire, keep; pipeline.refresh.RefreshConfig)."})
     eval_every: int = field(default=10, metadata={"help": "Held-out pass@k every N steps."})
-    eval_samples: int = field(default=8, metadata={"help": "Samples per held-out problem."})
+    eval_samples: int = field(default=16, metadata={
+        "help": "Samples per held-out problem: pass@k for k = 1, 2, 4, ... up to this."})
     n_eval: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
     seed: int = field(default=0, metadata={"help": "Seed of every arm (same draws)."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arms", tuple(self.arms))
+        object.__setattr__(self, "refresh_seed_labels", tuple(self.refresh_seed_labels))
         unknown = sorted(set(self.arms) - set(ARMS))
-        if unknown or not self.arms:
-            raise ValueError(f"arms must be a non-empty subset of {ARMS}, got {self.arms}")
-        for name in ("steps", "n_prompts", "prompts_per_step", "group_size", "max_new_tokens",
-                     "synthesis_max_new_tokens", "max_seeds_per_step", "eval_samples",
-                     "n_eval"):
+        if unknown or not self.arms or len(set(self.arms)) != len(self.arms):
+            raise ValueError(f"arms must be distinct names out of {', '.join(ARMS)}, got "
+                             f"{', '.join(self.arms) or 'none'}")
+        for name in ("steps", "refresh_every", "n_prompts", "prompts_per_step", "group_size",
+                     "max_new_tokens", "synthesis_max_new_tokens", "synthesis_samples",
+                     "max_seeds_per_step", "refresh_seeds_per_problem", "eval_every",
+                     "eval_samples", "n_eval"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 (GRPO compares rollouts of a prompt), "
+                             f"got {self.group_size}")
         if self.prompts_per_step > self.n_prompts:
             raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must not exceed "
                              f"n_prompts ({self.n_prompts})")
+        if "refresh" in self.arms and self.steps % self.refresh_every:
+            raise ValueError(f"steps ({self.steps}) must be a multiple of refresh_every "
+                             f"({self.refresh_every}) so that every arm trains the same steps")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown experiment setting(s) {unknown}; valid: {sorted(known)}")
+        return cls(**data)
 
 
+# ------------------------------------------------------------------------------ arms
 def write_head(source: Path, target: Path, count: int) -> Path:
     """The first `count` problem rows of `source` (a bootstrap's train/heldout file)."""
-    lines = source.read_text(encoding="utf-8").splitlines()[:count]
-    target.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    lines = [line for line in source.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if len(lines) < count:
+        raise ValueError(f"{source} has {len(lines)} problems, fewer than the {count} asked "
+                         f"for; bootstrap with a larger curriculum or ask for fewer")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("".join(line + "\n" for line in lines[:count]), encoding="utf-8")
     return target
 
 
@@ -77,60 +131,261 @@ def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
     """The learner's settings for one arm; prompts and held-out files under `out_dir`."""
     from trainer_bridge.grpo_config import GRPOConfig
 
-    return GRPOConfig(
+    common = dict(
         model=str(policy.model_dir), output_dir=str(out_dir / arm),
-        prompts_file=str(write_head(policy.train_file, out_dir / "prompts.jsonl",
-                                    config.n_prompts)),
         heldout_file=str(write_head(policy.heldout_file, out_dir / "heldout.jsonl",
                                     config.n_eval)),
         mode="svs" if arm == "svs" else "refresh", device="cpu", steps=config.steps,
         prompts_per_step=config.prompts_per_step, group_size=config.group_size,
         max_new_tokens=config.max_new_tokens, lr=config.lr, seed=config.seed,
-        synthesis_samples=config.group_size,
+        synthesis_samples=config.synthesis_samples,
         synthesis_max_new_tokens=config.synthesis_max_new_tokens,
         max_seeds_per_step=config.max_seeds_per_step, eval_every=config.eval_every,
         eval_samples=config.eval_samples, checkpoint_every=config.steps, keep_checkpoints=1,
-        resume=False, progress=progress, tensorboard=False)
+        log_rollouts=True, resume=False, progress=progress, tensorboard=False)
+    prompts = write_head(policy.train_file, out_dir / "prompts.jsonl", config.n_prompts)
+    if arm == "refresh":
+        return GRPOConfig(**common, prompt_store=str(out_dir / "store"), prompt_set=SET_NAME,
+                          refresh_every=config.refresh_every)
+    return GRPOConfig(**common, prompts_file=str(prompts))
+
+
+def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
+    """The refresh flow's config (its YAML sections) for the refresh arm: svs synthesis by
+    the policy, verified by the policy's solve rate, with the lab's token budgets."""
+    return {
+        "synthesizers": ["svs"],
+        "svs": {"n_samples": config.synthesis_samples,
+                "max_new_tokens": config.synthesis_max_new_tokens,
+                "max_seeds_per_problem": config.refresh_seeds_per_problem,
+                "seed_labels": list(config.refresh_seed_labels), "seed": config.seed},
+        "consistency": {"n_solves": config.group_size, "max_new_tokens": config.max_new_tokens,
+                        "seed": config.seed},
+        "refresh": {"memorized_action": config.memorized_action},
+        "diagnosis": {"keep_solutions": "all"},
+    }
+
+
+def import_prompt_set(store: Path, prompts: Path) -> None:
+    """The fixed prompt set as v1 of the refresh arm's store (a fresh store per run)."""
+    import shutil
+
+    from flows.store_commands import import_into_store
+    from pipeline.importers import ColumnMap
+    from pipeline.store import PromptStore
+
+    if store.exists():
+        shutil.rmtree(store)
+    import_into_store(PromptStore(store), SET_NAME, prompts, "table", ColumnMap(), add=False)
 
 
 def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
             out_dir: Path, progress: bool = False) -> list[dict[str, Any]]:
-    """Train one arm from the bootstrapped policy; its per-step metric history."""
+    """Train one arm from the bootstrapped policy; the refresh rounds (refresh arm only).
+    The per-step metrics are in `out_dir/arm/metrics.jsonl` and `rollouts/`."""
+    import shutil
+
     import torch
 
-    from trainer_bridge.grpo import train
-
+    learner = learner_config(arm, policy, config, out_dir, progress)
+    if Path(learner.output_dir).exists():
+        shutil.rmtree(learner.output_dir)  # resume=False: a re-run starts over
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = train(learner_config(arm, policy, config, out_dir, progress))
+        if arm != "refresh":
+            from trainer_bridge.grpo import train
+
+            train(learner)
+            return []
+        from flows.selfplay_flow import selfplay_flow
+
+        import_prompt_set(Path(learner.prompt_store), out_dir / "prompts.jsonl")
+        rounds = selfplay_flow(train=learner.to_dict(),
+                               rounds=config.steps // config.refresh_every,
+                               steps_per_round=config.refresh_every,
+                               refresh={"config": refresh_settings(config)})
+        keep = ("round", "step", "trained_on", "published", "outcome", "labels", "seeds",
+                "candidates", "accepted", "added", "downweighted", "retired",
+                "generated_tokens")
+        return [{k: r[k] for k in keep if k in r} for r in rounds]
     finally:
         torch.set_num_threads(threads)
-    return result.history
 
 
-def summarize(history: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Final and mean value of each compared metric (None when never logged)."""
-    summary: dict[str, float | None] = {}
-    for key in SUMMARY_KEYS:
-        values = [row[key] for row in history if isinstance(row.get(key), (int, float))]
-        summary[f"{key}/final"] = values[-1] if values else None
-        summary[f"{key}/mean"] = sum(values) / len(values) if values else None
+# ------------------------------------------------------------------------------ curves
+def memorized_count(rollouts: Path) -> int:
+    """How many of the step's prompts the diagnosis labels memorized (default rule)."""
+    from pipeline.memorization import DiagnosisConfig, diagnose
+    from pipeline.rollouts import load_rollout_groups
+
+    groups = load_rollout_groups([rollouts])
+    return sum(1 for p in diagnose(groups, DiagnosisConfig(keep_solutions="none")).problems
+               if p.label == "memorized")
+
+
+def read_metrics(arm_dir: Path) -> list[dict[str, Any]]:
+    path = arm_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: the arm's training did not log")
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def arm_curve(arm_dir: Path, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per step: the lab's metrics from the learner's log and rollouts; refresh
+    tokens are charged to the step the refresh followed."""
+    from trainer_bridge.grpo import rollouts_path
+
+    refresh_tokens = {r["step"]: int(r.get("generated_tokens", 0)) for r in rounds}
+    curve, total = [], 0
+    for row in read_metrics(arm_dir):
+        step = int(row["step"])
+        tokens = int(row.get("train/generated_tokens", 0)) + refresh_tokens.get(step, 0)
+        total += tokens
+        point = {"step": step,
+                 "entropy": row.get("train/nll/original"),
+                 "trained_entropy": row.get("train/entropy/original"),
+                 "solve_rate": row.get("train/solve_rate/original"),
+                 "memorized": memorized_count(rollouts_path(str(arm_dir), step)),
+                 "prompts": int(row.get("train/groups/original", 0)),
+                 "tokens": tokens, "tokens_total": total,
+                 "prompt_version": row.get("train/prompt_version")}
+        point.update({k: v for k, v in row.items() if k.startswith("eval/pass@")})
+        if "train/reward/synthesis" in row:
+            point["synthesis_reward"] = row["train/reward/synthesis"]
+        curve.append(point)
+    return curve
+
+
+def start_eval(policy: BootstrapResult, config: ExperimentConfig, out_dir: Path) -> dict[str, float]:
+    """Held-out pass@k of the shared start policy (step 0), sampled as the learner does."""
+    import torch
+
+    from trainer_bridge.backends import load_model, make_policy
+    from trainer_bridge.grpo import evaluate
+    from trainer_bridge.prompt_source import heldout_from_config
+    from trainer_bridge.streams import verifier_reward
+
+    learner = learner_config("fixed", policy, config, out_dir)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model, tokenizer = load_model(learner)
+        model.eval()
+        return evaluate(make_policy(learner, model, tokenizer), heldout_from_config(learner),
+                        learner, 0, verifier_reward)
+    finally:
+        torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------ summary
+def _values(curve: list[dict[str, Any]], key: str) -> list[tuple[int, float]]:
+    return [(p["step"], float(p[key])) for p in curve
+            if isinstance(p.get(key), (int, float)) and math.isfinite(p[key])]
+
+
+def area_per_step(points: list[tuple[int, float]]) -> float | None:
+    """Trapezoid area under the curve divided by the steps it spans: the curve's mean
+    height, comparable across runs of different lengths (one point: its value)."""
+    if not points:
+        return None
+    if len(points) == 1:
+        return points[0][1]
+    area = sum((s1 - s0) * (v0 + v1) / 2 for (s0, v0), (s1, v1) in zip(points, points[1:], strict=False))
+    return area / (points[-1][0] - points[0][0])
+
+
+def tail_mean(points: list[tuple[int, float]], window: int) -> float | None:
+    """Mean over the last `window` steps (one step of 8 prompts is noisy)."""
+    if not points:
+        return None
+    last = points[-1][0]
+    tail = [v for s, v in points if s > last - window]
+    return sum(tail) / len(tail)
+
+
+def summarize_arm(curve: list[dict[str, Any]], start: dict[str, float],
+                  config: ExperimentConfig) -> dict[str, Any]:
+    window = config.eval_every
+    summary: dict[str, Any] = {}
+    for key in ("entropy", "trained_entropy", "solve_rate", "memorized"):
+        points = _values(curve, key)
+        summary[f"{key}/final"] = tail_mean(points, window)
+        summary[f"{key}/auc"] = area_per_step(points)
+    ks = sorted(int(k.split("@")[1]) for k in start)
+    for k in ks:
+        key = f"eval/pass@{k}"
+        points = [(0, start[key]), *_values(curve, key)]
+        summary[f"heldout/pass@{k}/final"] = points[-1][1]
+        summary[f"heldout/pass@{k}/auc"] = area_per_step(points)
+    summary["tokens/total"] = curve[-1]["tokens_total"] if curve else 0
     return summary
+
+
+def add_cost_ratios(arms: dict[str, dict[str, Any]]) -> None:
+    """tokens / the fixed arm's tokens (None without a fixed arm)."""
+    base = arms.get("fixed", {}).get("summary", {}).get("tokens/total")
+    for record in arms.values():
+        total = record["summary"]["tokens/total"]
+        record["summary"]["tokens/cost_ratio"] = total / base if base else None
 
 
 def run_experiment(policy: BootstrapResult, config: ExperimentConfig | None = None,
                    out_dir: str | Path = "runs/lab/experiment", *,
-                   progress: bool = False) -> dict[str, Any]:
-    """Run every arm; write and return {config, policy, arms: {arm: {summary, history}}}."""
+                   progress: bool = False, report: bool = True) -> dict[str, Any]:
+    """Run every arm; write and return the summary (`out_dir/summary.json`) and, with
+    `report`, the HTML report (`out_dir/report.html`)."""
     config = config or ExperimentConfig()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    arms = {}
+    began = time.perf_counter()
+    start = start_eval(policy, config, out)
+    timing = {"start_eval": time.perf_counter() - began}
+    arms: dict[str, dict[str, Any]] = {}
     for arm in config.arms:
-        history = run_arm(arm, policy, config, out, progress)
-        arms[arm] = {"summary": summarize(history), "history": history}
-    record = {"config": asdict(config), "policy": str(policy.folder), "arms": arms}
-    (out / "summary.json").write_text(json.dumps(record, indent=2, default=str) + "\n",
-                                      encoding="utf-8")
+        began = time.perf_counter()
+        rounds = run_arm(arm, policy, config, out, progress)
+        curve = arm_curve(out / arm, rounds)
+        timing[arm] = time.perf_counter() - began
+        arms[arm] = {"title": ARM_TITLES[arm], "summary": summarize_arm(curve, start, config),
+                     "curve": curve, "rounds": rounds}
+    add_cost_ratios(arms)
+    record = {"config": asdict(config),
+              "policy": {"folder": str(policy.folder), "metrics": policy.metrics},
+              "start": start, "arms": arms,
+              "timing": {k: round(v, 1) for k, v in timing.items()}}
+    (out / SUMMARY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    if report:
+        from flows.lab_report import write_report
+
+        write_report(record, out / "report.html")
     return record
+
+
+def load_lab_config(path: str | Path | None) -> tuple[Any, ExperimentConfig]:
+    """(LabConfig, ExperimentConfig) from a YAML file with sections `bootstrap:` (LabConfig
+    fields, `curriculum:` nested) and `experiment:`; None: the embedded defaults."""
+    from flows.lab import LabConfig
+
+    if path is None:
+        return LabConfig(), ExperimentConfig()
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"cannot read lab config {path}: {exc}") from exc
+    if not isinstance(data, dict) or set(data) - {"bootstrap", "experiment"}:
+        raise ValueError(f"lab config {path} must be a mapping with sections bootstrap and "
+                         f"experiment, got {sorted(data) if isinstance(data, dict) else data!r}")
+    bootstrap = data.get("bootstrap") or {}
+    known = {f.name for f in fields(LabConfig)}
+    unknown = sorted(set(bootstrap) - known)
+    if unknown:
+        raise ValueError(f"lab config {path}: unknown bootstrap setting(s) {unknown}; valid: "
+                         f"{sorted(known)}")
+    try:
+        return LabConfig(**bootstrap), ExperimentConfig.from_dict(data.get("experiment") or {})
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"lab config {path}: {exc}") from exc

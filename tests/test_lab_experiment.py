@@ -1,4 +1,7 @@
-"""The lab's experiment driver: arms on one bootstrapped policy, same seed same numbers."""
+"""The lab's experiment driver: arms on one bootstrapped policy, curves, summary, report.
+
+The refresh arm runs the self-play Prefect flow and is tested under the Prefect test
+server in tests/flows/test_lab_refresh_arm.py."""
 
 from __future__ import annotations
 
@@ -7,7 +10,13 @@ import json
 import pytest
 
 from flows.lab import LabConfig, bootstrap
-from flows.lab_experiment import ExperimentConfig, run_experiment, summarize
+from flows.lab_experiment import (
+    ExperimentConfig,
+    area_per_step,
+    load_lab_config,
+    run_experiment,
+    tail_mean,
+)
 from pipeline.curriculum import CurriculumConfig
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), solve_steps=2,
@@ -15,57 +24,112 @@ TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), solve_ste
                  vocab_size=400, max_position_embeddings=1024, solve_max_new_tokens=8,
                  synthesis_max_new_tokens=8)
 
-SHORT = ExperimentConfig(steps=2, n_prompts=4, prompts_per_step=2, group_size=2,
-                         max_new_tokens=8, synthesis_max_new_tokens=8, eval_every=2,
-                         eval_samples=2, n_eval=3)
+SHORT = dict(steps=2, refresh_every=1, n_prompts=4, prompts_per_step=2, group_size=2,
+             max_new_tokens=8, synthesis_max_new_tokens=8, synthesis_samples=2,
+             eval_every=2, eval_samples=4, n_eval=3)
+
+
+@pytest.fixture(scope="module")
+def tiny_policy(tmp_path_factory):
+    return bootstrap(TINY, tmp_path_factory.mktemp("lab"))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"arms": ("refresh-every-3",)}, "arms"),
-    ({"steps": 0}, "steps"),
+    ({"arms": ("refresh-every-3",)}, "arms must be distinct names"),
+    ({"arms": ("fixed", "fixed")}, "arms must be distinct names"),
+    ({"steps": 0}, "steps must be >= 1"),
+    ({"group_size": 1}, "group_size must be >= 2"),
     ({"n_prompts": 4, "prompts_per_step": 8}, "must not exceed"),
+    ({"steps": 25, "refresh_every": 10}, "multiple of refresh_every"),
 ])
 def test_bad_config_names_the_field(kwargs, message):
     with pytest.raises(ValueError, match=message):
         ExperimentConfig(**kwargs)
 
 
-def test_summary_takes_final_and_mean_of_logged_values_only():
-    history = [{"train/entropy/original": 0.5}, {"eval/pass@1": 0.25},
-               {"train/entropy/original": 0.25, "eval/pass@1": 0.75}]
-    summary = summarize(history)
-    assert summary["train/entropy/original/final"] == 0.25
-    assert summary["train/entropy/original/mean"] == 0.375
-    assert summary["eval/pass@1/mean"] == 0.5
-    assert summary["train/solve_rate/original/final"] is None
+def test_a_fixed_and_svs_run_need_no_refresh_multiple():
+    assert ExperimentConfig(arms=("fixed", "svs"), steps=25, refresh_every=10).steps == 25
 
 
-def test_every_arm_trains_the_budget_and_the_same_seed_gives_the_same_numbers(tmp_path):
-    policy = bootstrap(TINY, tmp_path / "lab")
-    first = run_experiment(policy, SHORT, tmp_path / "one")
-    second = run_experiment(policy, SHORT, tmp_path / "two")
-    assert set(first["arms"]) == {"fixed", "svs"}
+def test_area_per_step_is_the_mean_height_and_tail_mean_the_last_window():
+    assert area_per_step([(0, 1.0), (10, 1.0)]) == 1.0
+    assert area_per_step([(0, 0.0), (10, 1.0), (20, 1.0)]) == pytest.approx(0.75)
+    assert area_per_step([(5, 0.4)]) == 0.4 and area_per_step([]) is None
+    points = [(s, float(s)) for s in range(1, 21)]
+    assert tail_mean(points, 5) == pytest.approx(18.0)  # steps 16..20
+    assert tail_mean([], 5) is None
+
+
+def test_lab_config_file_sections_and_errors(tmp_path):
+    good = tmp_path / "lab.yaml"
+    good.write_text("bootstrap:\n  hidden_size: 64\n  num_heads: 2\n  curriculum:\n"
+                    "    n_train: 500\nexperiment:\n  steps: 40\n  refresh_every: 10\n")
+    lab, experiment = load_lab_config(good)
+    assert lab.hidden_size == 64 and lab.curriculum.n_train == 500
+    assert experiment.steps == 40 and experiment.arms == ("fixed", "refresh", "svs")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment:\n  stepz: 3\n")
+    with pytest.raises(ValueError, match="unknown experiment setting.*stepz"):
+        load_lab_config(bad)
+    bad.write_text("bootstrap:\n  width: 3\n")
+    with pytest.raises(ValueError, match="unknown bootstrap setting.*width"):
+        load_lab_config(bad)
+    bad.write_text("arms: [fixed]\n")
+    with pytest.raises(ValueError, match="sections bootstrap and experiment"):
+        load_lab_config(bad)
+
+
+def test_arms_train_the_budget_log_the_curves_and_the_same_seed_gives_the_same_numbers(
+        tmp_path, tiny_policy):
+    config = ExperimentConfig(arms=("fixed", "svs"), **SHORT)
+    first = run_experiment(tiny_policy, config, tmp_path / "one")
+    second = run_experiment(tiny_policy, config, tmp_path / "two")
+    assert list(first["arms"]) == ["fixed", "svs"]
+    assert set(first["start"]) == {"eval/pass@1", "eval/pass@2", "eval/pass@4"}
     for arm in ("fixed", "svs"):
-        assert [row["step"] for row in first["arms"][arm]["history"]] == [1, 2]
-        assert first["arms"][arm]["summary"] == second["arms"][arm]["summary"]
-        assert first["arms"][arm]["summary"]["eval/pass@1/final"] is not None
+        curve = first["arms"][arm]["curve"]
+        assert [p["step"] for p in curve] == [1, 2]
+        for point in curve:
+            assert 0 <= point["memorized"] <= point["prompts"] == 2
+            assert point["tokens"] > 0 and point["entropy"] > 0
+        assert curve[-1]["tokens_total"] == sum(p["tokens"] for p in curve)
+        assert "eval/pass@4" in curve[1] and "eval/pass@4" not in curve[0]
+        summary = first["arms"][arm]["summary"]
+        assert summary["heldout/pass@4/final"] == curve[1]["eval/pass@4"]
+        assert first["arms"][arm] == second["arms"][arm]
+    assert first["start"] == second["start"]
+    fixed, svs = (first["arms"][a]["summary"] for a in ("fixed", "svs"))
+    assert fixed["tokens/cost_ratio"] == 1.0
+    assert svs["tokens/cost_ratio"] == svs["tokens/total"] / fixed["tokens/total"]
     saved = json.loads((tmp_path / "one" / "summary.json").read_text())
-    assert saved["arms"]["fixed"]["summary"] == first["arms"]["fixed"]["summary"]
-    assert (tmp_path / "one" / "prompts.jsonl").read_text().count("\n") == 4
+    assert saved["arms"] == json.loads(json.dumps(first["arms"]))
+    page = (tmp_path / "one" / "report.html").read_text()
+    assert "held-out pass@4" in page and "online SvS" in page and "data:image/png" in page
 
 
-def test_cli_runs_the_arms_on_a_bootstrapped_folder(tmp_path):
+def test_cli_runs_the_arms_and_redraws_the_report(tmp_path, tiny_policy):
     from typer.testing import CliRunner
 
     from flows.cli import app
 
-    policy = bootstrap(TINY, tmp_path / "lab")
+    config = tmp_path / "lab.yaml"
+    config.write_text("experiment:\n" + "".join(f"  {k}: {v}\n" for k, v in SHORT.items()))
     runner = CliRunner()
-    args = ["lab", "experiment", "--policy", str(policy.folder), "--out", str(tmp_path / "exp"),
-            "--arms", "fixed", "--steps", "1", "--n-prompts", "2", "--prompts-per-step", "2",
-            "--group-size", "2", "--n-eval", "2", "--eval-every", "1"]
+    args = ["lab", "experiment", "--policy", str(tiny_policy.folder), "--out",
+            str(tmp_path / "exp"), "--config", str(config), "--arms", "fixed", "--steps", "1",
+            "--seed", "3"]
     done = runner.invoke(app, args)
     assert done.exit_code == 0, done.output
-    assert "fixed: " in done.output and (tmp_path / "exp" / "summary.json").is_file()
+    assert "report -> " in done.output and "generated tokens" in done.output
+    summary = tmp_path / "exp" / "summary.json"
+    assert json.loads(summary.read_text())["config"]["seed"] == 3
+    (tmp_path / "exp" / "report.html").unlink()
+    redraw = runner.invoke(app, ["lab", "report", str(summary)])
+    assert redraw.exit_code == 0 and (tmp_path / "exp" / "report.html").is_file()
     missing = runner.invoke(app, ["lab", "experiment", "--policy", str(tmp_path)])
     assert missing.exit_code == 2 and "no lab.json" in missing.output
+    bad = runner.invoke(app, ["lab", "experiment", "--policy", str(tiny_policy.folder),
+                              "--steps", "25", "--refresh-every", "10"])
+    assert bad.exit_code == 2 and "multiple of refresh_every" in bad.output
+    not_summary = runner.invoke(app, ["lab", "report", str(config)])
+    assert not_summary.exit_code == 2 and "not a lab summary.json" in not_summary.output
