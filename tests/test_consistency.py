@@ -148,6 +148,10 @@ def test_candidate_needs_a_problem_or_a_reason():
      "sympy_mismatch"),
     ("Solve for x: 2x + 1 = 7.", "3", "Solve for x: 3x = 9.", "ok"),
     ("Solve for x: 2x + 1 = 7.", "3", "Solve for x: x + 1 = 5.", "sympy_mismatch"),
+    # a fraction against an integer reference: decided exactly, not left undecided
+    ("Solve for x: 2x + 1 = 7.", "3", "Solve for x: 3x - 5 = 45.", "sympy_mismatch"),
+    ("Solve for x: 2x = 1.", "$\\frac{1}{2}$", "Solve for x: 4x = 2.", "ok"),
+    ("Solve for x: 2x = 1.", "0.5", "Solve for x: 6x = 3.", "ok"),
     # not a computation sympy checks: left to the solve rate
     ("Tom has 3 apples and buys 4 + 2 more. How many now?", "9",
      "Tom has 3 pears and buys 4 + 3 more. How many now?", "ok"),

@@ -154,36 +154,62 @@ def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],
 MAX_COMPUTED_CHARS = 400  # longer texts are not single computations; not parsed at all
 
 
-def computed_answer(text: str) -> str | None:
-    """The answer sympy computes for a problem that is one arithmetic expression or one
-    polynomial equation in one unknown, or None (anything else, or unreadable)."""
-    from synthesizers.symbolic import answer_text, find_math, seed_value
+def computed_value(text: str) -> Any:
+    """The number sympy computes for a problem that is one arithmetic expression or one
+    polynomial equation in one unknown with one solution, or None (anything else, or
+    unreadable)."""
+    from synthesizers.symbolic import find_math, seed_value
 
     if len(text) > MAX_COMPUTED_CHARS:
         return None
     try:
         span = find_math(text)
-        value = seed_value(span) if span is not None else None
-        return answer_text(value) if value is not None else None
+        return seed_value(span) if span is not None else None
     except Exception:  # noqa: BLE001 - hostile text: unreadable means "not computable"
         return None
 
 
+def computed_answer(text: str) -> str | None:
+    """`computed_value` written as an answer (`synthesizers.symbolic.answer_text`)."""
+    from synthesizers.symbolic import answer_text
+
+    value = computed_value(text)
+    return answer_text(value) if value is not None else None
+
+
+def answer_value(answer: str) -> Any:
+    """The number a reference answer states (`7`, `0.5`, `\\frac{50}{3}`, `$-1/4$`), or None."""
+    from synthesizers.mathparse import parse_expression
+    from verifiers.answers import strip_gold
+
+    text = strip_gold(answer)
+    if len(text) > 64:
+        return None
+    try:
+        value = parse_expression(text)
+    except Exception:  # noqa: BLE001 - not a plain number: no basis for the check
+        return None
+    return value if value.is_number and value.is_finite else None
+
+
+def _same(a: Any, b: Any) -> bool | None:
+    return (a - b).is_zero  # exact for the rationals and integers mathparse yields
+
+
 def sympy_verdict(text: str, answer: str, original_text: str) -> Verdict:
     """`sympy_mismatch` when sympy computes `original_text` to `answer` but `text` to
-    something else; ok otherwise (agreeing, or not a pure computation)."""
-    from verifiers.answers import fast_equivalence
-
-    original = computed_answer(original_text)
-    if original is None or fast_equivalence(answer, original) is not True:
+    another number; ok otherwise (agreeing, or not a pure computation)."""
+    reference = answer_value(answer)
+    original = computed_value(original_text) if reference is not None else None
+    if original is None or _same(original, reference) is not True:
         return Verdict(True, "ok", "the original is not a computation sympy checks")
-    value = computed_answer(text)
+    value = computed_value(text)
     if value is None:
         return Verdict(True, "ok", "sympy cannot read the variant as one computation")
-    if fast_equivalence(answer, value) is False:
-        return Verdict(False, "sympy_mismatch",
-                       f"sympy computes the variant to {value}, not the reference {answer}")
-    return Verdict(True, "ok", f"sympy computes the variant to {value}")
+    if _same(value, reference) is False:
+        return Verdict(False, "sympy_mismatch", f"sympy computes the variant to "
+                                                f"{computed_answer(text)}, not the reference {answer}")
+    return Verdict(True, "ok", f"sympy computes the variant to {computed_answer(text)}")
 
 
 def solve_rates(problems: Sequence[Problem], policy: Policy,
