@@ -79,8 +79,10 @@ class ExperimentConfig:
     eval_every: int = field(default=10, metadata={"help": "Held-out pass@k every N steps."})
     eval_samples: int = field(default=16, metadata={
         "help": "Samples per held-out problem: pass@k for k = 1, 2, 4, ... up to this."})
-    n_eval: int = field(default=32, metadata={"help": "Held-out problems evaluated."})
+    n_eval: int = field(default=64, metadata={"help": "Held-out problems evaluated."})
     seed: int = field(default=0, metadata={"help": "Seed of every arm (same draws)."})
+    device: str = field(default="cpu", metadata={
+        "help": "Learner device: cpu (the embedded default, one torch thread) or cuda."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arms", tuple(self.arms))
@@ -101,6 +103,8 @@ class ExperimentConfig:
         if self.prompts_per_step > self.n_prompts:
             raise ValueError(f"prompts_per_step ({self.prompts_per_step}) must not exceed "
                              f"n_prompts ({self.n_prompts})")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device must be cpu or cuda, got {self.device!r}")
         if "refresh" in self.arms and self.steps % self.refresh_every:
             raise ValueError(f"steps ({self.steps}) must be a multiple of refresh_every "
                              f"({self.refresh_every}) so that every arm trains the same steps")
@@ -135,7 +139,7 @@ def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
         model=str(policy.model_dir), output_dir=str(out_dir / arm),
         heldout_file=str(write_head(policy.heldout_file, out_dir / "heldout.jsonl",
                                     config.n_eval)),
-        mode="svs" if arm == "svs" else "refresh", device="cpu", steps=config.steps,
+        mode="svs" if arm == "svs" else "refresh", device=config.device, steps=config.steps,
         prompts_per_step=config.prompts_per_step, group_size=config.group_size,
         max_new_tokens=config.max_new_tokens, lr=config.lr, seed=config.seed,
         synthesis_samples=config.synthesis_samples,
@@ -143,11 +147,11 @@ def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
         max_seeds_per_step=config.max_seeds_per_step, eval_every=config.eval_every,
         eval_samples=config.eval_samples, checkpoint_every=config.steps, keep_checkpoints=1,
         log_rollouts=True, resume=False, progress=progress, tensorboard=False)
-    prompts = write_head(policy.train_file, out_dir / "prompts.jsonl", config.n_prompts)
-    if arm == "refresh":
-        return GRPOConfig(**common, prompt_store=str(out_dir / "store"), prompt_set=SET_NAME,
-                          refresh_every=config.refresh_every)
-    return GRPOConfig(**common, prompts_file=str(prompts))
+    # Every arm reads the same v1 from a store of its own, so that the arms draw the same
+    # prompts with the same seed until a refresh changes the set: the refresh arm equals
+    # the fixed arm step for step up to its first refresh (a paired comparison).
+    return GRPOConfig(**common, prompt_store=str(out_dir / "stores" / arm), prompt_set=SET_NAME,
+                      refresh_every=config.refresh_every if arm == "refresh" else 0)
 
 
 def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
@@ -190,6 +194,8 @@ def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
     learner = learner_config(arm, policy, config, out_dir, progress)
     if Path(learner.output_dir).exists():
         shutil.rmtree(learner.output_dir)  # resume=False: a re-run starts over
+    prompts = write_head(policy.train_file, out_dir / "prompts.jsonl", config.n_prompts)
+    import_prompt_set(Path(learner.prompt_store), prompts)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -200,7 +206,6 @@ def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
             return []
         from flows.selfplay_flow import selfplay_flow
 
-        import_prompt_set(Path(learner.prompt_store), out_dir / "prompts.jsonl")
         rounds = selfplay_flow(train=learner.to_dict(),
                                rounds=config.steps // config.refresh_every,
                                steps_per_round=config.refresh_every,

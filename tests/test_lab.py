@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import flows.lab as lab
 from flows.cli import app
 from flows.lab import LabConfig, bootstrap, majority_baseline
-from flows.lab_experiment import ExperimentConfig, run_experiment
+from flows.lab_experiment import ExperimentConfig, read_metrics, run_experiment
 from pipeline.curriculum import CurriculumConfig, split
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), train_steps=3,
@@ -102,9 +102,10 @@ def test_a_reduced_bootstrap_solves_held_out_items_above_chance(tmp_path):
 
     # The bootstrapped policy drives online SvS: its synthesis outputs extract, pass the
     # problem checks and get solved (the synthetic stream), which the fixed arm lacks.
-    short = ExperimentConfig(steps=3, n_prompts=16, prompts_per_step=4, eval_every=3,
-                             n_eval=8)
+    short = ExperimentConfig(arms=("fixed", "svs"), steps=3, n_prompts=16, prompts_per_step=4,
+                             eval_every=3, n_eval=8)
     record = run_experiment(result, short, tmp_path / "experiment")
-    svs_rows, fixed_rows = record["arms"]["svs"]["history"], record["arms"]["fixed"]["history"]
+    svs_rows, fixed_rows = (read_metrics(tmp_path / "experiment" / arm) for arm in ("svs", "fixed"))
     assert sum(row.get("train/samples/synthetic", 0) for row in svs_rows) > 0
     assert not any("train/samples/synthetic" in row for row in fixed_rows)
+    assert record["arms"]["svs"]["summary"]["tokens/cost_ratio"] > 1.0

@@ -133,3 +133,12 @@ def test_cli_runs_the_arms_and_redraws_the_report(tmp_path, tiny_policy):
     assert bad.exit_code == 2 and "multiple of refresh_every" in bad.output
     not_summary = runner.invoke(app, ["lab", "report", str(config)])
     assert not_summary.exit_code == 2 and "not a lab summary.json" in not_summary.output
+
+
+def test_the_documented_long_config_loads():
+    from pathlib import Path
+
+    lab, experiment = load_lab_config(Path(__file__).parent.parent / "examples/lab/long.yaml")
+    assert lab.hidden_size > LabConfig().hidden_size and lab.num_layers > LabConfig().num_layers
+    assert experiment.steps == 2 * ExperimentConfig().steps
+    assert experiment.arms == ("fixed", "refresh", "svs")

@@ -41,6 +41,10 @@ def test_refresh_rounds_publish_versions_and_count_their_tokens(tmp_path):
     for point, row, r in zip(refresh["curve"], metrics, rounds, strict=True):
         assert point["tokens"] == row["train/generated_tokens"] + r["generated_tokens"]
     assert [p["prompt_version"] for p in refresh["curve"]] == ["lab@v1", "lab@v2"]
+    # paired: up to its first refresh the refresh arm IS the fixed arm (same draws)
+    same = ("entropy", "trained_entropy", "solve_rate", "memorized", "prompt_version")
+    fixed_step1 = first["arms"]["fixed"]["curve"][0]
+    assert {k: refresh["curve"][0][k] for k in same} == {k: fixed_step1[k] for k in same}
     fixed = first["arms"]["fixed"]["summary"]["tokens/total"]
     assert refresh["summary"]["tokens/cost_ratio"] == refresh["summary"]["tokens/total"] / fixed
     assert "Refresh rounds" in (tmp_path / "one" / "report.html").read_text()
