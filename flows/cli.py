@@ -482,7 +482,7 @@ def lab_experiment(
 
 @lab_app.command("run")
 def lab_run(
-    out: Path = typer.Option(Path("runs/lab"), "--out", "-o", help="Lab folder: cached policies (policy-<key>) and the experiment (experiment/)."),
+    out: Path = typer.Option(Path("runs/lab"), "--out", "-o", help="Lab folder: cached policies (policy-<key>) and one experiment per seed (experiment-seed<N>/)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="Lab YAML with sections bootstrap and experiment (see examples/lab/long.yaml); none: the embedded defaults."),
     arms: str | None = typer.Option(None, "--arms", help="Comma-separated arms out of fixed, refresh, svs (default: all)."),
     steps: int | None = typer.Option(None, "--steps", help="GRPO steps per arm."),
@@ -503,7 +503,7 @@ def lab_run(
     print(f"policy {result.model_dir} ({state}); held-out solve rate "
           f"{result.metrics['lab/solve_rate_heldout']:.3f}")
     print(f"[2/2] {len(settings.arms)} arms x {settings.steps} steps")
-    _run_lab_experiment(result, settings, out / "experiment")
+    _run_lab_experiment(result, settings, out / f"experiment-seed{settings.seed}")
 
 
 @lab_app.command("report")
@@ -522,6 +522,33 @@ def lab_report(
     except (OSError, ValueError, KeyError, TypeError) as exc:
         _fail(ValueError(f"{summary} is not a lab summary.json ({type(exc).__name__}: {exc})"))
     print(f"report -> {path}")
+
+
+@lab_app.command("compare")
+def lab_compare(
+    summaries: list[Path] = typer.Argument(..., help="summary.json files of runs with the same settings and different seeds."),
+) -> None:
+    """Mean and spread over seeds of the key numbers of each arm (one column per arm)."""
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from flows.lab_report import compare_seeds
+
+    try:
+        records = [json.loads(path.read_text(encoding="utf-8")) for path in summaries]
+        arms, rows = compare_seeds(records)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        _fail(ValueError(f"cannot compare these summaries ({type(exc).__name__}: {exc})"))
+    seeds = ", ".join(str(r["config"]["seed"]) for r in records)
+    table = Table(title=f"svs lab, seeds {seeds}: mean ± sd (min..max)")
+    table.add_column("")
+    for arm in arms:
+        table.add_column(arm, justify="right")
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    Console().print(table)
 
 
 def _lab_settings(config: Path | None, arms: str | None, steps: int | None,

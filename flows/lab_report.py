@@ -136,6 +136,38 @@ def summary_rows(record: dict[str, Any]) -> list[tuple[str, list[Any]]]:
     return [(label, [arms[a]["summary"].get(key) for a in arms]) for label, key in rows]
 
 
+def compare_seeds(records: list[dict[str, Any]]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(arm titles, rows of "mean ± sd (min..max)" per arm) over runs that differ only in
+    their seed; a clear error when their other settings differ."""
+    import statistics
+
+    if not records:
+        raise ValueError("no summaries given")
+    settings = [{k: v for k, v in r["config"].items() if k != "seed"} for r in records]
+    if any(s != settings[0] for s in settings[1:]):
+        raise ValueError("the summaries differ in more than their seed; compare runs of one "
+                         "configuration")
+    seeds = [r["config"]["seed"] for r in records]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"two summaries have the same seed ({seeds})")
+    arms = list(records[0]["arms"])
+    labels = [label for label, _ in summary_rows(records[0])]
+    rows = []
+    for index, label in enumerate(labels):
+        cells = []
+        for arm in arms:
+            values = [summary_rows(r)[index][1][list(r["arms"]).index(arm)] for r in records]
+            values = [v for v in values if isinstance(v, (int, float))]
+            if not values:
+                cells.append("–")
+                continue
+            spread = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{fmt(statistics.mean(values))} ± {fmt(spread)} "
+                         f"({fmt(min(values))}..{fmt(max(values))})")
+        rows.append((label, cells))
+    return [records[0]["arms"][a]["title"] for a in arms], rows
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{fmt(c)}</td>" for c in row) + "</tr>" for row in rows)

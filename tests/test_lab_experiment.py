@@ -134,6 +134,34 @@ def test_cli_runs_the_arms_and_redraws_the_report(tmp_path, tiny_policy):
     not_summary = runner.invoke(app, ["lab", "report", str(config)])
     assert not_summary.exit_code == 2 and "not a lab summary.json" in not_summary.output
 
+    # a second seed, then the seeds compared arm by arm
+    other = runner.invoke(app, [*args[:5], str(tmp_path / "exp4"), *args[6:-1], "4"])
+    assert other.exit_code == 0, other.output
+    compared = runner.invoke(app, ["lab", "compare", str(summary),
+                                   str(tmp_path / "exp4" / "summary.json")])
+    assert compared.exit_code == 0, compared.output
+    assert "seeds 3, 4" in compared.output and "±" in compared.output
+    same_seed = runner.invoke(app, ["lab", "compare", str(summary), str(summary)])
+    assert same_seed.exit_code == 2 and "two summaries have the same" in same_seed.output
+
+
+def test_compare_seeds_maths_and_refuses_different_settings():
+    from flows.lab_report import compare_seeds
+
+    def record(seed, value, steps=2):
+        return {"config": {"seed": seed, "steps": steps},
+                "start": {"eval/pass@1": 0.1, "eval/pass@2": 0.2},
+                "arms": {"fixed": {"title": "GRPO on the fixed set",
+                                   "summary": {"entropy/final": value, "tokens/total": 10}}}}
+
+    titles, rows = compare_seeds([record(0, 0.1), record(1, 0.3)])
+    assert titles == ["GRPO on the fixed set"]
+    cells = dict(rows)
+    assert cells["solving entropy, last eval_every steps"] == ["0.200 ± 0.141 (0.100..0.300)"]
+    assert cells["held-out pass@1, final"] == ["–"]
+    with pytest.raises(ValueError, match="more than their seed"):
+        compare_seeds([record(0, 0.1), record(1, 0.3, steps=3)])
+
 
 def test_the_documented_long_config_loads():
     from pathlib import Path
