@@ -18,7 +18,8 @@ curriculum items:
 Per step, every arm logs (the learner's metrics plus its logged rollouts):
 `entropy` (mean negative log-likelihood of the sampled solution tokens, over all of the
 step's solving rollouts: a Monte Carlo estimate of the policy's per-token entropy at
-temperature 1), `trained_entropy` (the learner's exact entropy on the tokens it trained
+temperature 1), `heldout_entropy` (the same estimate on the held-out samples, at each
+evaluation: the same prompts for every arm), `trained_entropy` (the learner's exact entropy on the tokens it trained
 on), `solve_rate`, `memorized` (how many of the step's prompts the diagnosis of that
 step's rollouts labels memorized: solved (nearly) always along one trajectory),
 `tokens` (every token the arm generated that step, refresh included) and held-out
@@ -257,6 +258,8 @@ def arm_curve(arm_dir: Path, rounds: list[dict[str, Any]]) -> list[dict[str, Any
                  "tokens": tokens, "tokens_total": total,
                  "prompt_version": row.get("train/prompt_version")}
         point.update({k: v for k, v in row.items() if k.startswith("eval/pass@")})
+        if "eval/nll" in row:
+            point["heldout_entropy"] = row["eval/nll"]
         if "train/reward/synthesis" in row:
             point["synthesis_reward"] = row["train/reward/synthesis"]
         curve.append(point)
@@ -318,7 +321,10 @@ def summarize_arm(curve: list[dict[str, Any]], start: dict[str, float],
         points = _values(curve, key)
         summary[f"{key}/final"] = tail_mean(points, window)
         summary[f"{key}/auc"] = area_per_step(points)
-    ks = sorted(int(k.split("@")[1]) for k in start)
+    points = [(0, start["eval/nll"]), *_values(curve, "heldout_entropy")]
+    summary["heldout_entropy/final"] = points[-1][1]
+    summary["heldout_entropy/auc"] = area_per_step(points)
+    ks = sorted(int(k.split("@")[1]) for k in start if k.startswith("eval/pass@"))
     for k in ks:
         key = f"eval/pass@{k}"
         points = [(0, start[key]), *_values(curve, key)]

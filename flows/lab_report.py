@@ -20,13 +20,15 @@ from pipeline.report import _png
 COLOURS = {"fixed": "#555555", "refresh": "#d62728", "svs": "#1f77b4"}
 SMOOTH = 5  # steps in the running mean drawn over the raw per-step curve
 
-PANELS = (("entropy", "solving entropy (nats / token)"),
+PANELS = (("entropy", "solving entropy, train batch (nats / token)"),
           ("solve_rate", "train solve rate"),
           ("memorized", "memorized prompts in the step's batch"))
 
 TABLE_ROWS = (
     ("entropy/final", "solving entropy, last eval_every steps"),
     ("entropy/auc", "solving entropy, area per step"),
+    ("heldout_entropy/final", "held-out solving entropy, final"),
+    ("heldout_entropy/auc", "held-out solving entropy, area per step"),
     ("trained_entropy/final", "entropy of trained tokens, final"),
     ("solve_rate/final", "train solve rate, final"),
     ("memorized/final", "memorized prompts per step, final"),
@@ -48,7 +50,7 @@ def _series(curve: list[dict[str, Any]], key: str) -> tuple[list[int], list[floa
 
 
 def _ks(record: dict[str, Any]) -> list[int]:
-    return sorted(int(k.split("@")[1]) for k in record["start"])
+    return sorted(int(k.split("@")[1]) for k in record["start"] if k.startswith("eval/pass@"))
 
 
 def _refresh_steps(record: dict[str, Any]) -> list[int]:
@@ -59,10 +61,10 @@ def _refresh_steps(record: dict[str, Any]) -> list[int]:
 def curves_figure(record: dict[str, Any]) -> Figure:
     """Per-step curves of every arm side by side (raw faint, running mean solid)."""
     kmax = _ks(record)[-1]
-    figure = Figure(figsize=(15, 8.4))
-    axes = figure.subplots(2, 3)
+    figure = Figure(figsize=(20, 8.4))
+    axes = figure.subplots(2, 4)
     refreshes = _refresh_steps(record)
-    for ax, (key, title) in zip(axes[0], PANELS, strict=True):
+    for ax, (key, title) in zip(axes[0][:3], PANELS, strict=True):
         for arm, data in record["arms"].items():
             steps, values = _series(data["curve"], key)
             if not steps:
@@ -72,12 +74,16 @@ def curves_figure(record: dict[str, Any]) -> Figure:
                     label=data["title"], linewidth=1.8)
         ax.set_title(title)
         ax.set_xlabel("step")
-    for ax, k in ((axes[1][0], 1), (axes[1][1], kmax)):
+    held_out = ((axes[0][3], "heldout_entropy", "eval/nll",
+                 "held-out solving entropy (same prompts)"),
+                (axes[1][0], "eval/pass@1", "eval/pass@1", "held-out pass@1"),
+                (axes[1][1], f"eval/pass@{kmax}", f"eval/pass@{kmax}", f"held-out pass@{kmax}"))
+    for ax, key, start_key, title in held_out:
         for arm, data in record["arms"].items():
-            steps, values = _series(data["curve"], f"eval/pass@{k}")
-            ax.plot([0, *steps], [record["start"][f"eval/pass@{k}"], *values], marker="o",
+            steps, values = _series(data["curve"], key)
+            ax.plot([0, *steps], [record["start"][start_key], *values], marker="o",
                     markersize=3, color=COLOURS[arm], label=data["title"])
-        ax.set_title(f"held-out pass@{k}")
+        ax.set_title(title)
         ax.set_xlabel("step")
     ax = axes[1][2]
     for arm, data in record["arms"].items():
@@ -85,7 +91,8 @@ def curves_figure(record: dict[str, Any]) -> Figure:
         ax.plot(steps, values, color=COLOURS[arm], label=data["title"])
     ax.set_title("generated tokens, cumulative (cost)")
     ax.set_xlabel("step")
-    for ax in [*axes[0], *axes[1]]:
+    pass_at_k_axes(axes[1][3], record)
+    for ax in [*axes[0], *axes[1][:3]]:
         for step in refreshes:
             ax.axvline(step, color=COLOURS["refresh"], linestyle=":", linewidth=0.8, alpha=0.6)
         ax.grid(alpha=0.3)
@@ -94,11 +101,9 @@ def curves_figure(record: dict[str, Any]) -> Figure:
     return figure
 
 
-def pass_at_k_figure(record: dict[str, Any]) -> Figure:
+def pass_at_k_axes(ax: Any, record: dict[str, Any]) -> None:
     """Held-out pass@k against k at the end of each arm, and at the shared start."""
     ks = _ks(record)
-    figure = Figure(figsize=(6, 4))
-    ax = figure.subplots()
     ax.plot(ks, [record["start"][f"eval/pass@{k}"] for k in ks], color="black", linestyle="--",
             marker="o", markersize=3, label="start (bootstrapped policy)")
     for arm, data in record["arms"].items():
@@ -111,8 +116,6 @@ def pass_at_k_figure(record: dict[str, Any]) -> Figure:
     ax.set_title("held-out pass@k after training")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    figure.tight_layout()
-    return figure
 
 
 def fmt(value: Any) -> str:
@@ -179,8 +182,9 @@ def render_html(record: dict[str, Any]) -> str:
     arms = record["arms"]
     summary = _table(["", *[arms[a]["title"] for a in arms]],
                      [[label, *values] for label, values in summary_rows(record)])
-    start = _table(["", *[f"pass@{k}" for k in _ks(record)]],
-                   [["start policy", *[record["start"][f"eval/pass@{k}"] for k in _ks(record)]]])
+    start = _table(["", "held-out solving entropy", *[f"pass@{k}" for k in _ks(record)]],
+                   [["start policy", record["start"].get("eval/nll"),
+                     *[record["start"][f"eval/pass@{k}"] for k in _ks(record)]]])
     rounds_html = ""
     rounds = arms.get("refresh", {}).get("rounds", [])
     if rounds:
@@ -215,7 +219,7 @@ summary.json. Dotted red lines: refresh rounds whose published version was train
 <img src="data:image/png;base64,{_png(curves_figure(record))}">
 <h2>Summary</h2>
 {summary}
-<img src="data:image/png;base64,{_png(pass_at_k_figure(record))}">
+<h2>The shared start (step 0)</h2>
 {start}
 {rounds_html}
 <h2>The policy</h2>

@@ -139,8 +139,10 @@ def test_logged_rollouts_are_native_rows_a_refresh_can_diagnose(tmp_path):
     config = GRPOConfig(model=str(model), output_dir=str(tmp_path / "run"),
                         prompts_file=str(problems), steps=2, prompts_per_step=3, group_size=4,
                         max_new_tokens=3, lr=1e-3, solve_template="{problem}", progress=False,
-                        tensorboard=False, log_rollouts=True)
+                        tensorboard=False, log_rollouts=True, heldout_file=str(problems),
+                        eval_every=2, eval_samples=2)
     result = train(config)
+    assert result.history[-1]["eval/nll"] > 0 and "eval/nll" not in result.history[0]
     for row in result.history:
         path = rollouts_path(config.output_dir, row["step"])
         lines = [json.loads(line) for line in path.read_text().splitlines()]

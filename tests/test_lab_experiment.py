@@ -85,7 +85,7 @@ def test_arms_train_the_budget_log_the_curves_and_the_same_seed_gives_the_same_n
     first = run_experiment(tiny_policy, config, tmp_path / "one")
     second = run_experiment(tiny_policy, config, tmp_path / "two")
     assert list(first["arms"]) == ["fixed", "svs"]
-    assert set(first["start"]) == {"eval/pass@1", "eval/pass@2", "eval/pass@4"}
+    assert set(first["start"]) == {"eval/pass@1", "eval/pass@2", "eval/pass@4", "eval/nll"}
     for arm in ("fixed", "svs"):
         curve = first["arms"][arm]["curve"]
         assert [p["step"] for p in curve] == [1, 2]

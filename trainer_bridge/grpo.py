@@ -273,17 +273,23 @@ def svs_settings(config: GRPOConfig) -> SvSSettings:
 
 def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, step: int,
              reward_fn: RewardFn) -> dict[str, float]:
-    """Held-out pass@1 (mean accuracy) and unbiased pass@k for k = 2, 4, ... eval_samples."""
+    """Held-out pass@1 (mean accuracy), unbiased pass@k for k = 2, 4, ... eval_samples, and
+    `eval/nll`: the mean negative log-likelihood of the sampled held-out tokens."""
     from pipeline.diversity import pass_at_k, pass_at_k_ks
 
     n = config.eval_samples
     params = SamplingParams(n=n, temperature=config.eval_temperature, top_p=config.top_p,
                             max_new_tokens=config.max_new_tokens, seed=step_seed(config, step, 4))
-    _, rewards = solve_stream(policy, heldout, stream="eval", template=config.solve_template,
-                              params=params, reward_fn=reward_fn)
+    samples, rewards = solve_stream(policy, heldout, stream="eval",
+                                    template=config.solve_template, params=params,
+                                    reward_fn=reward_fn)
     correct = [sum(1 for r in problem if r >= 1.0) for problem in rewards]
-    return {f"eval/pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct)
-            for k in pass_at_k_ks(n)}
+    metrics = {f"eval/pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct)
+               for k in pass_at_k_ks(n)}
+    scored = [x for s in samples for x in s.logprobs]
+    if scored:  # the policy's entropy estimate on the SAME prompts for every run
+        metrics["eval/nll"] = -sum(scored) / len(scored)
+    return metrics
 
 
 ROLLOUTS_FOLDER = "rollouts"
