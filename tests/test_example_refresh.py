@@ -1,4 +1,4 @@
-"""The README's main job: the shipped refresh example, end to end (plain mode)."""
+"""The README's first refresh: the shipped refresh example, end to end (plain mode)."""
 
 import json
 import subprocess
