@@ -157,7 +157,8 @@ def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
 
 def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
     """The refresh flow's config (its YAML sections) for the refresh arm: svs synthesis by
-    the policy, verified by the policy's solve rate, with the lab's token budgets."""
+    the policy, verified by sympy and the policy's solve rate, with the lab's token
+    budgets."""
     return {
         "synthesizers": ["svs"],
         "svs": {"n_samples": config.synthesis_samples,
@@ -172,7 +173,7 @@ def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
 
 
 def import_prompt_set(store: Path, prompts: Path) -> None:
-    """The fixed prompt set as v1 of the refresh arm's store (a fresh store per run)."""
+    """The fixed prompt set as v1 of an arm's own store (a fresh store per run)."""
     import shutil
 
     from flows.store_commands import import_into_store
