@@ -468,8 +468,7 @@ def lab_experiment(
     refresh_every: int | None = typer.Option(None, "--refresh-every", help="refresh arm: steps between refreshes."),
     seed: int | None = typer.Option(None, "--seed", help="Seed shared by every arm."),
 ) -> None:
-    """Train each arm from one bootstrapped policy with one budget; write summary.json and
-    report.html."""
+    """Train each arm from one bootstrapped policy with one budget; write summary.json and report.html."""
     from flows.lab import load_bootstrap
 
     try:
@@ -489,8 +488,7 @@ def lab_run(
     refresh_every: int | None = typer.Option(None, "--refresh-every", help="refresh arm: steps between refreshes."),
     seed: int | None = typer.Option(None, "--seed", help="Seed of the experiment's arms (the bootstrap's seed is in the config)."),
 ) -> None:
-    """The main job: bootstrap the tiny policy (cached), train the three arms with one
-    budget, write summary.json and report.html, print where the report is."""
+    """The main job: bootstrap the tiny policy (cached), train the three arms with one budget, write summary.json and report.html, print where the report is."""
     from flows.lab import bootstrap
 
     try:
