@@ -77,6 +77,9 @@ class ExperimentConfig:
     memorized_action: str = field(default="downweight", metadata={
         "help": "refresh arm: what a refresh does to a memorized problem (downweight, "
                 "retire, keep; pipeline.refresh.RefreshConfig)."})
+    retire_below_weight: float = field(default=0.1, metadata={
+        "help": "refresh arm: a down-weighted problem whose weight falls below this is "
+                "retired (pipeline.refresh.RefreshConfig); 0 never retires."})
     eval_every: int = field(default=10, metadata={"help": "Held-out pass@k every N steps."})
     eval_samples: int = field(default=16, metadata={
         "help": "Samples per held-out problem: pass@k for k = 1, 2, 4, ... up to this."})
@@ -109,6 +112,10 @@ class ExperimentConfig:
         if "refresh" in self.arms and self.steps % self.refresh_every:
             raise ValueError(f"steps ({self.steps}) must be a multiple of refresh_every "
                              f"({self.refresh_every}) so that every arm trains the same steps")
+        if "refresh" in self.arms:  # checked now, not at the first refresh minutes later
+            from flows.refresh_stages import RefreshRunConfig
+
+            RefreshRunConfig.from_dict(refresh_settings(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExperimentConfig:
@@ -167,7 +174,8 @@ def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
                 "seed_labels": list(config.refresh_seed_labels), "seed": config.seed},
         "consistency": {"n_solves": config.group_size, "max_new_tokens": config.max_new_tokens,
                         "seed": config.seed},
-        "refresh": {"memorized_action": config.memorized_action},
+        "refresh": {"memorized_action": config.memorized_action,
+                    "retire_below_weight": config.retire_below_weight},
         "diagnosis": {"keep_solutions": "all"},
     }
 

@@ -170,3 +170,20 @@ def test_the_documented_long_config_loads():
     assert lab.hidden_size > LabConfig().hidden_size and lab.num_layers > LabConfig().num_layers
     assert experiment.steps == 2 * ExperimentConfig().steps
     assert experiment.arms == ("fixed", "refresh", "svs")
+
+
+def test_refresh_settings_are_a_valid_refresh_config():
+    from flows.lab_experiment import refresh_settings
+    from flows.refresh_stages import RefreshRunConfig
+
+    config = ExperimentConfig(retire_below_weight=0.0, memorized_action="downweight",
+                              synthesis_samples=4, seed=7)
+    run = RefreshRunConfig.from_dict(refresh_settings(config))
+    assert run.synthesizers == ("svs",) and run.refresh.retire_below_weight == 0.0
+    assert run.synthesizer_configs["svs"].n_samples == 4 and run.consistency.sympy_check
+    assert run.consistency.n_solves == config.group_size and run.diagnosis.keep_solutions == "all"
+    with pytest.raises(ValueError, match="retire_below_weight"):  # at once, not at a refresh
+        ExperimentConfig(retire_below_weight=1.0)
+    with pytest.raises(ValueError, match="memorized_action"):
+        ExperimentConfig(memorized_action="forget")
+    assert ExperimentConfig(arms=("fixed",), memorized_action="forget").arms == ("fixed",)
