@@ -170,6 +170,9 @@ def test_the_documented_long_config_loads():
     assert lab.hidden_size > LabConfig().hidden_size and lab.num_layers > LabConfig().num_layers
     assert experiment.steps == 2 * ExperimentConfig().steps
     assert experiment.arms == ("fixed", "refresh", "svs")
+    same_policy, no_retire = load_lab_config(Path(__file__).parent.parent
+                                             / "examples/lab/long-noretire.yaml")
+    assert same_policy == lab and no_retire.retire_below_weight == 0.0
 
 
 def test_refresh_settings_are_a_valid_refresh_config():
