@@ -322,6 +322,11 @@ def tail_mean(points: list[tuple[int, float]], window: int) -> float | None:
     return sum(tail) / len(tail)
 
 
+def pass_ks(start: dict[str, float]) -> list[int]:
+    """The k of every `eval/pass@k` in an evaluation record, ascending."""
+    return sorted(int(k.split("@")[1]) for k in start if k.startswith("eval/pass@"))
+
+
 def summarize_arm(curve: list[dict[str, Any]], start: dict[str, float],
                   config: ExperimentConfig) -> dict[str, Any]:
     window = config.eval_every
@@ -333,8 +338,7 @@ def summarize_arm(curve: list[dict[str, Any]], start: dict[str, float],
     points = [(0, start["eval/nll"]), *_values(curve, "heldout_entropy")]
     summary["heldout_entropy/final"] = points[-1][1]
     summary["heldout_entropy/auc"] = area_per_step(points)
-    ks = sorted(int(k.split("@")[1]) for k in start if k.startswith("eval/pass@"))
-    for k in ks:
+    for k in pass_ks(start):
         key = f"eval/pass@{k}"
         points = [(0, start[key]), *_values(curve, key)]
         summary[f"heldout/pass@{k}/final"] = points[-1][1]

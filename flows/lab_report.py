@@ -50,7 +50,9 @@ def _series(curve: list[dict[str, Any]], key: str) -> tuple[list[int], list[floa
 
 
 def _ks(record: dict[str, Any]) -> list[int]:
-    return sorted(int(k.split("@")[1]) for k in record["start"] if k.startswith("eval/pass@"))
+    from flows.lab_experiment import pass_ks
+
+    return pass_ks(record["start"])
 
 
 def _refresh_steps(record: dict[str, Any]) -> list[int]:

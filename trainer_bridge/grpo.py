@@ -61,7 +61,13 @@ from trainer_bridge.streams import (
     synthesis_streams,
     verifier_reward,
 )
-from trainer_bridge.train_log import MetricsLog, Progress, StreamTotals, sample_metrics
+from trainer_bridge.train_log import (
+    MetricsLog,
+    Progress,
+    StreamTotals,
+    mean_nll,
+    sample_metrics,
+)
 
 
 @dataclass
@@ -286,9 +292,9 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
     correct = [sum(1 for r in problem if r >= 1.0) for problem in rewards]
     metrics = {f"eval/pass@{k}": sum(pass_at_k(n, c, k) for c in correct) / len(correct)
                for k in pass_at_k_ks(n)}
-    scored = [x for s in samples for x in s.logprobs]
-    if scored:  # the policy's entropy estimate on the SAME prompts for every run
-        metrics["eval/nll"] = -sum(scored) / len(scored)
+    nll = mean_nll(samples)
+    if nll is not None:  # the policy's entropy estimate on the SAME prompts for every run
+        metrics["eval/nll"] = nll
     return metrics
 
 

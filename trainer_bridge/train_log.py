@@ -30,6 +30,15 @@ class StreamTotals:
         return self.sums[stream].get(numerator, 0.0) / total if total else math.nan
 
 
+def mean_nll(samples: Sequence[Any]) -> float | None:
+    """Mean negative log-likelihood of the sampled tokens over every sample (trained or
+    dropped as zero-variance): a Monte Carlo estimate of the per-token entropy of the
+    sampling distribution, free because the rollout already scored its tokens. None when
+    no sample carries log-probs."""
+    scored = [x for s in samples for x in s.logprobs]
+    return -sum(scored) / len(scored) if scored else None
+
+
 def sample_metrics(samples: Sequence[Any], zero_variance_groups: Mapping[str, set[str]]) -> dict[str, float]:
     """Rewards, lengths and group counts per stream, over ALL samples of the step."""
     by_stream: dict[str, list[Any]] = defaultdict(list)
@@ -48,12 +57,9 @@ def sample_metrics(samples: Sequence[Any], zero_variance_groups: Mapping[str, se
         metrics[f"train/groups/{stream}"] = float(len(groups))
         metrics[f"train/zero_variance_share/{stream}"] = (
             len(zero_variance_groups.get(stream, set()) & groups) / len(groups))
-        # Mean negative log-likelihood of the sampled tokens, over every sample (trained
-        # or dropped as zero-variance): a Monte Carlo estimate of the per-token entropy of
-        # the sampling distribution, free because the rollout already scored its tokens.
-        scored = [x for s in rows for x in s.logprobs]
-        if scored:
-            metrics[f"train/nll/{stream}"] = -sum(scored) / len(scored)
+        nll = mean_nll(rows)
+        if nll is not None:
+            metrics[f"train/nll/{stream}"] = nll
     metrics["train/generated_tokens"] = float(sum(len(s.completion_ids) for s in samples))
     return metrics
 

@@ -206,10 +206,12 @@ def sympy_verdict(text: str, answer: str, original_text: str) -> Verdict:
     value = computed_value(text)
     if value is None:
         return Verdict(True, "ok", "sympy cannot read the variant as one computation")
+    from synthesizers.symbolic import answer_text
+
     if _same(value, reference) is False:
         return Verdict(False, "sympy_mismatch", f"sympy computes the variant to "
-                                                f"{computed_answer(text)}, not the reference {answer}")
-    return Verdict(True, "ok", f"sympy computes the variant to {computed_answer(text)}")
+                                                f"{answer_text(value)}, not the reference {answer}")
+    return Verdict(True, "ok", f"sympy computes the variant to {answer_text(value)}")
 
 
 def solve_rates(problems: Sequence[Problem], policy: Policy,
