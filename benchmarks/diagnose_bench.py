@@ -27,18 +27,16 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling planted.py
 
-from benchmarks.planted import planted_rows  # noqa: E402
+from planted import planted_rows  # noqa: E402
 
 _WORD = re.compile(r"[0-9a-z\x80-\U0010ffff]+")
 
 CHILD = """
 import resource, sys, time
-sys.path.insert(0, {root!r})
 started = time.perf_counter()
-from pipeline.report import diagnose_paths
+from svs.pipeline.report import diagnose_paths
 diagnosis, loaded, json_path, html_path = diagnose_paths([{data!r}], {out!r})
 elapsed = time.perf_counter() - started
 print(elapsed, diagnosis.totals["rollouts"], json_path.stat().st_size)
@@ -74,7 +72,7 @@ def baseline_similarity(groups: list[list[str]]) -> list[list[float]]:
 def svs_similarity(groups: list[list[str]]):
     import numpy as np
 
-    from pipeline.textsim import grouped_oph_similarity, oph_signatures
+    from svs.verifiers.textsim import grouped_oph_similarity, oph_signatures
 
     signatures = oph_signatures([t for texts in groups for t in texts])
     offsets = np.cumsum([0] + [len(texts) for texts in groups])
@@ -121,7 +119,7 @@ def main() -> None:
     size_mb = data.stat().st_size / 1e6
 
     with tempfile.TemporaryDirectory() as out:
-        code = CHILD.format(root=str(ROOT), data=str(data), out=out)
+        code = CHILD.format(data=str(data), out=out)
         result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         if result.returncode:
             raise SystemExit(f"diagnosis failed:\n{result.stderr}")

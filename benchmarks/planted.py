@@ -21,14 +21,10 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from pipeline.records import problem_id  # noqa: E402
+from svs.core.records import problem_id  # noqa: E402
 
 KINDS = ("memorized", "solved_diverse", "learning", "unsolved")
 _WORDS = (
@@ -166,8 +162,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    from pipeline.memorization import diagnose
-    from pipeline.rollouts import groups_from_rollouts, rollout_from_row
+    from svs.pipeline.memorization import diagnose
+    from svs.pipeline.rollouts import groups_from_rollouts, rollout_from_row
 
     rows = planted_rows(args.problems, n_rollouts=args.rollouts, seed=args.seed)
     groups = groups_from_rollouts([rollout_from_row(row) for row in rows])

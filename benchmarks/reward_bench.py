@@ -28,11 +28,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from verify_bench import make_batch, run_baseline  # noqa: E402
 
-from trainer_bridge.rewards import (  # noqa: E402
+from svs.trainer_bridge.rewards import (  # noqa: E402
     compute_score,
     compute_score_batch,
     math_reward,

@@ -27,10 +27,10 @@ def main() -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from pipeline import lineage
-    from pipeline.records import Problem
-    from pipeline.refresh import RefreshConfig, plan_refresh
-    from pipeline.store import NewVersion, PromptStore
+    from svs.core.records import Problem
+    from svs.pipeline import lineage
+    from svs.pipeline.refresh import RefreshConfig, plan_refresh
+    from svs.pipeline.store import NewVersion, PromptStore
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=20000)

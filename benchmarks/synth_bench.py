@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from pipeline.policy import SamplingParams  # noqa: E402
-from pipeline.records import Problem  # noqa: E402
-from synthesizers.extract import extract_problem  # noqa: E402
-from synthesizers.registry import Seed  # noqa: E402
-from synthesizers.svs import render_prompt  # noqa: E402
-from verifiers.consistency import solve_prompt  # noqa: E402
+from svs.core.records import Problem  # noqa: E402
+from svs.pipeline.policy import SamplingParams  # noqa: E402
+from svs.synthesizers.extract import extract_problem  # noqa: E402
+from svs.synthesizers.registry import Seed  # noqa: E402
+from svs.synthesizers.svs import render_prompt  # noqa: E402
+from svs.verifiers.consistency import solve_prompt  # noqa: E402
 
 TEMPLATE = "Solution: {solution}\nWrite the problem.\n"
 SUFFIX = "Box the answer."
@@ -41,8 +38,8 @@ SUFFIX = "Box the answer."
 VLLM_SCRIPT = '''
 import json, sys
 from benchmarks.synth_bench import run_rounds, seeds_from_json
-from pipeline.policy import SamplingParams
-from pipeline.policy.vllm import VLLMPolicy
+from svs.pipeline.policy import SamplingParams
+from svs.pipeline.policy.vllm import VLLMPolicy
 
 if __name__ == "__main__":
     model, request_file, out = sys.argv[1:4]
@@ -64,7 +61,7 @@ def make_seeds(count: int) -> list[Seed]:
 
 
 def build_model(folder: Path, seeds: list[Seed]) -> Path:
-    from pipeline.policy.tiny import build_tiny_model, train_tiny_model
+    from svs.pipeline.policy.tiny import build_tiny_model, train_tiny_model
 
     examples = []
     for seed in seeds:
@@ -114,7 +111,7 @@ def run_rounds(policy, seeds: list[Seed], template: str, params: SamplingParams)
 
 
 def rounds_vllm(model: Path, seeds: list[Seed], template: str, params: SamplingParams) -> dict:
-    from pipeline.policy.vllm_env import run_script
+    from svs.pipeline.policy.vllm_env import run_script
 
     with tempfile.TemporaryDirectory() as tmp:
         script, request, out = Path(tmp, "run.py"), Path(tmp, "request.json"), Path(tmp, "out.json")
@@ -133,11 +130,11 @@ def rounds_vllm(model: Path, seeds: list[Seed], template: str, params: SamplingP
 
 def measure(backend: str, model: Path, seeds: list[Seed], template: str, n: int,
             max_new_tokens: int) -> dict:
-    from verifiers.grader import grade_batch
+    from svs.verifiers.grader import grade_batch
 
     params = SamplingParams(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=0)
     if backend == "transformers":
-        from pipeline.policy.hf import HFPolicy
+        from svs.pipeline.policy.hf import HFPolicy
 
         policy = HFPolicy.from_pretrained(model, batch_size=64)  # cuda when there is one
         backend = f"transformers ({next(policy.model.parameters()).device})"

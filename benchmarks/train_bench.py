@@ -29,7 +29,7 @@ PROMPTS_PER_STEP, GROUP = 8, 8
 
 
 def build_model(folder: Path, seed: int, sft_steps: int) -> Path:
-    from pipeline.policy.tiny import build_tiny_model, train_tiny_model
+    from svs.pipeline.policy.tiny import build_tiny_model, train_tiny_model
 
     pairs = [(f"{a}+{b}=", str(a + b)) for a in range(10) for b in range(10)]
     build_tiny_model(folder, [p + c for p, c in pairs] * 3, vocab_size=300, hidden_size=128,
@@ -40,8 +40,8 @@ def build_model(folder: Path, seed: int, sft_steps: int) -> Path:
 
 
 def run_ours(model: Path, problems: Path, out: Path, args) -> list[float]:
-    from trainer_bridge.grpo import train
-    from trainer_bridge.grpo_config import GRPOConfig
+    from svs.trainer_bridge.grpo import train
+    from svs.trainer_bridge.grpo_config import GRPOConfig
 
     config = GRPOConfig(
         model=str(model), output_dir=str(out), prompts_file=str(problems),
@@ -59,7 +59,7 @@ def run_trl(model: Path, problems: Path, out: Path, args) -> list[float]:
     from transformers import AutoTokenizer, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
-    from trainer_bridge.rewards import math_reward
+    from svs.trainer_bridge.rewards import math_reward
 
     rows = [json.loads(line) for line in problems.read_text().splitlines()]
     dataset = Dataset.from_dict({"prompt": [r["text"] for r in rows],

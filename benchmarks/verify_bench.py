@@ -152,7 +152,7 @@ def run_baseline(pairs, timeout_s: int):
 
 
 def run_svs(pairs, timeout_s: float, fast_path: bool = True):
-    from verifiers.grader import VerifierPool
+    from svs.verifiers.grader import VerifierPool
 
     with VerifierPool(timeout_s=timeout_s, fast_path=fast_path) as pool:
         pool.grade(pairs[:4])  # start the workers outside the timed region

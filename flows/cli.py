@@ -35,8 +35,8 @@ def grade(
     from rich.console import Console
     from rich.table import Table
 
-    from pipeline.grading import grade_file
-    from pipeline.rollouts import RolloutFileError
+    from svs.pipeline.grading import grade_file
+    from svs.pipeline.rollouts import RolloutFileError
 
     console = Console(stderr=True)
     try:
@@ -73,9 +73,9 @@ def diagnose(
     """Label every problem memorized / solved_diverse / learning / unsolved; write a report."""
     from rich.console import Console
 
-    from pipeline.memorization import DiagnosisConfig
-    from pipeline.report import diagnose_paths, summary_table, trend_summary
-    from pipeline.rollouts import RolloutFileError
+    from svs.pipeline.memorization import DiagnosisConfig
+    from svs.pipeline.report import diagnose_paths, summary_table, trend_summary
+    from svs.pipeline.rollouts import RolloutFileError
 
     console = Console(stderr=True)
     try:
@@ -118,14 +118,14 @@ def export_cmd(
     """Write a prompt set in the format verl, TRL or OpenRLHF loads."""
     from rich.console import Console
 
-    from pipeline.store import StoreError
-    from trainer_bridge.exporters import (
+    from svs.pipeline.store import StoreError
+    from svs.trainer_bridge.exporters import (
         DEFAULT_INSTRUCTION,
         ExportConfig,
         export_problems,
         summarize,
     )
-    from trainer_bridge.formats import TrainerFileError, load_source
+    from svs.trainer_bridge.formats import TrainerFileError, load_source
 
     console = Console(stderr=True)
     try:
@@ -169,9 +169,9 @@ def import_cmd(
     add: bool = typer.Option(False, "--add", help="Add the problems to an existing set as its next version."),
 ) -> None:
     """Import (problem, answer) rows as a prompt set (version 1), or --add them to one."""
-    from flows.store_commands import import_into_store
-    from pipeline.importers import ColumnMap
-    from pipeline.store import PromptStore
+    from svs.flows.store_commands import import_into_store
+    from svs.pipeline.importers import ColumnMap
+    from svs.pipeline.store import PromptStore
 
     try:
         columns = ColumnMap(text=text_col, answer=answer_col, id=id_col, strip_gold=not keep_gold)
@@ -191,8 +191,8 @@ def versions(
     """List the sets of a store, or the versions of one set (* marks the current one)."""
     from rich.console import Console
 
-    from flows.store_commands import versions_table
-    from pipeline.store import PromptStore
+    from svs.flows.store_commands import versions_table
+    from svs.pipeline.store import PromptStore
 
     prompt_store = PromptStore(store)
     try:
@@ -223,8 +223,8 @@ def diff(
 
     from rich.console import Console
 
-    from flows.store_commands import diff_report
-    from pipeline.store import PromptStore
+    from svs.flows.store_commands import diff_report
+    from svs.pipeline.store import PromptStore
 
     try:
         tables, data = diff_report(PromptStore(store), a, b, set_name, show)
@@ -244,7 +244,7 @@ def rollback(
     to: str | None = typer.Option(None, "--to", help="Version to make current; default: the current one's parent."),
 ) -> None:
     """Make an earlier version current again (it is verified first; nothing is deleted)."""
-    from pipeline.store import PromptStore, parse_version
+    from svs.pipeline.store import PromptStore, parse_version
 
     try:
         before, after = PromptStore(store).rollback(set_name, None if to is None else parse_version(to))
@@ -275,8 +275,8 @@ def refresh(
     (the `svs-refresh` Prefect flow; see docs/flows.md)."""
     from rich.console import Console
 
-    from flows.refresh_flow import Steps, refresh_flow, refresh_steps
-    from flows.store_commands import refresh_report
+    from svs.flows.refresh_flow import Steps, refresh_flow, refresh_steps
+    from svs.flows.store_commands import refresh_report
 
     err = Console(stderr=True)
     try:
@@ -304,7 +304,7 @@ def refresh(
 
 
 def _runner_option(runner: str, workers: int, address: str | None) -> dict:
-    from flows.runners import RunnerConfig
+    from svs.flows.runners import RunnerConfig
 
     RunnerConfig(kind=runner, workers=workers, address=address)  # checked before any work
     return {"kind": runner, "workers": workers, "address": address}
@@ -322,8 +322,8 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Without PREFECT_API_URL: port of the embedded server svs starts on loopback (default: a free one)."),
 ) -> None:
     """Serve svs flows on cron / interval schedules until Ctrl-C (docs/flows.md)."""
-    from flows.deploy import api_mode, load_specs
-    from flows.deploy import serve as run_serve
+    from svs.flows.deploy import api_mode, load_specs
+    from svs.flows.deploy import serve as run_serve
 
     try:
         specs = load_specs(deployments)
@@ -356,7 +356,7 @@ def watch(
     address: str | None = ADDRESS_OPTION,
 ) -> None:
     """Process the dump files that are new since the last run, once each."""
-    from flows.watch import WatchStateError, watch_flow
+    from svs.flows.watch import WatchStateError, watch_flow
 
     try:
         runner_spec = _runner_option(runner, workers, address)
@@ -384,8 +384,8 @@ def train_cmd(
     """Train with the bundled GRPO learner (periodic prompt refresh or online SvS)."""
     from dataclasses import replace
 
-    from trainer_bridge.grpo import train
-    from trainer_bridge.grpo_config import GRPOConfig
+    from svs.trainer_bridge.grpo import train
+    from svs.trainer_bridge.grpo_config import GRPOConfig
 
     try:
         settings = GRPOConfig.from_yaml(config)
@@ -411,7 +411,7 @@ def selfplay(
 ) -> None:
     """Self-play: train a segment, refresh the prompt set with the new checkpoint, repeat.
     Re-running continues from the last finished round, checkpoint and version."""
-    from flows.selfplay_flow import selfplay_flow
+    from svs.flows.selfplay_flow import selfplay_flow
 
     try:
         refresh = {"config": str(config) if config else None, "exports": list(export),
@@ -442,8 +442,8 @@ def lab_bootstrap(
     heads: int = typer.Option(3, "--heads", help="Attention heads (hidden size divisible by it)."),
 ) -> None:
     """Train (or reuse) the lab's tiny policy on the sympy curriculum and print its numbers."""
-    from flows.lab import LabConfig, bootstrap
-    from pipeline.curriculum import CurriculumConfig
+    from svs.flows.lab.bootstrap import LabConfig, bootstrap
+    from svs.flows.lab.curriculum import CurriculumConfig
 
     try:
         config = LabConfig(curriculum=CurriculumConfig(seed=seed, n_train=n_train, n_heldout=n_heldout),
@@ -469,7 +469,7 @@ def lab_experiment(
     seed: int | None = typer.Option(None, "--seed", help="Seed shared by every arm."),
 ) -> None:
     """Train each arm from one bootstrapped policy with one budget; write summary.json and report.html."""
-    from flows.lab import load_bootstrap
+    from svs.flows.lab.bootstrap import load_bootstrap
 
     try:
         _, settings = _lab_settings(config, arms, steps, refresh_every, seed)
@@ -489,7 +489,7 @@ def lab_run(
     seed: int | None = typer.Option(None, "--seed", help="Seed of the experiment's arms (the bootstrap's seed is in the config)."),
 ) -> None:
     """The main job: bootstrap the tiny policy (cached), train the three arms with one budget, write summary.json and report.html, print where the report is."""
-    from flows.lab import bootstrap
+    from svs.flows.lab.bootstrap import bootstrap
 
     try:
         lab_config, settings = _lab_settings(config, arms, steps, refresh_every, seed)
@@ -512,7 +512,7 @@ def lab_report(
     """Redraw the HTML report from a summary.json (every number on it comes from the file)."""
     import json
 
-    from flows.lab_report import write_report
+    from svs.flows.lab.report import write_report
 
     try:
         record = json.loads(summary.read_text(encoding="utf-8"))
@@ -532,7 +532,7 @@ def lab_compare(
     from rich.console import Console
     from rich.table import Table
 
-    from flows.lab_report import compare_seeds
+    from svs.flows.lab.report import compare_seeds
 
     try:
         records = [json.loads(path.read_text(encoding="utf-8")) for path in summaries]
@@ -553,7 +553,7 @@ def _lab_settings(config: Path | None, arms: str | None, steps: int | None,
                   refresh_every: int | None, seed: int | None):
     from dataclasses import replace
 
-    from flows.lab_experiment import load_lab_config
+    from svs.flows.lab.experiment import load_lab_config
 
     lab_config, settings = load_lab_config(config)
     changes = {k: v for k, v in (("steps", steps), ("refresh_every", refresh_every),
@@ -567,8 +567,8 @@ def _run_lab_experiment(policy, settings, out: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from flows.lab_experiment import run_experiment
-    from flows.lab_report import fmt, summary_rows
+    from svs.flows.lab.experiment import run_experiment
+    from svs.flows.lab.report import fmt, summary_rows
 
     try:
         record = run_experiment(policy, settings, out, progress=True)

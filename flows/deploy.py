@@ -46,19 +46,19 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def get_flow(name: str):
     """The Prefect flow object behind a deployment's `flow:` name."""
     if name == "refresh":
-        from flows.refresh_flow import refresh_flow
+        from svs.flows.refresh_flow import refresh_flow
 
         return refresh_flow
     if name == "diagnose":
-        from flows.refresh_flow import diagnose_flow
+        from svs.flows.refresh_flow import diagnose_flow
 
         return diagnose_flow
     if name == "watch":
-        from flows.watch import watch_flow
+        from svs.flows.watch import watch_flow
 
         return watch_flow
     if name == "selfplay":
-        from flows.selfplay_flow import selfplay_flow
+        from svs.flows.selfplay_flow import selfplay_flow
 
         return selfplay_flow
     raise ValueError(f"unknown flow {name!r}; choose one of {', '.join(FLOW_NAMES)}")

@@ -33,9 +33,9 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
-from flows import refresh_stages as stages
-from flows.artifacts import publish_diagnosis_artifacts, publish_refresh_artifacts
-from flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
+from svs.flows import refresh_stages as stages
+from svs.flows.artifacts import publish_diagnosis_artifacts, publish_refresh_artifacts
+from svs.flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
 
 NO_RESULT = {"cache_policy": NO_CACHE, "persist_result": False}
 
@@ -52,7 +52,7 @@ class RefreshOutcome:
 # ---------------------------------------------------------------------------- tasks
 @task(name="load-prompt-set", **NO_RESULT)
 def load_set(store_root: str, name: str, prompts: str | None, columns: Any):
-    from pipeline.store import PromptStore
+    from svs.pipeline.store import PromptStore
 
     return stages.load_base(PromptStore(store_root), name,
                             Path(prompts) if prompts else None, columns)
@@ -80,12 +80,11 @@ def diagnose_shard(groups: list[Any], config: Any, code_version: str = ""):
 @functools.cache
 def diagnosis_code_version() -> str:
     """sha256 over the source of the modules a diagnosis depends on."""
-    import pipeline.diversity
-    import pipeline.memorization
-    import pipeline.textsim
+    from svs.pipeline import diversity, memorization
+    from svs.verifiers import textsim
 
     digest = hashlib.sha256()
-    for module in (pipeline.memorization, pipeline.diversity, pipeline.textsim, stages):
+    for module in (memorization, diversity, textsim, stages):
         digest.update(Path(module.__file__).read_bytes())
     return digest.hexdigest()
 
@@ -118,8 +117,8 @@ def publish(store: Any, base: Any, refresh_plan: Any, diagnosis: Any, rejects: A
 
 @task(name="export", **NO_RESULT)
 def export(store: Any, name: str, version: int, targets: Mapping[str, str]) -> dict[str, str]:
-    from trainer_bridge.exporters import export_problems
-    from trainer_bridge.formats import load_source
+    from svs.trainer_bridge.exporters import export_problems
+    from svs.trainer_bridge.formats import load_source
 
     problems, _ = load_source(store=store.root, set_name=name, version=version)
     return {fmt: str(export_problems(problems, fmt, path)) for fmt, path in targets.items()}
@@ -128,8 +127,8 @@ def export(store: Any, name: str, version: int, targets: Mapping[str, str]) -> d
 @task(name="load-rollout-files", **NO_RESULT)
 def load_rollout_files(rollouts: Sequence[str], skip_bad: bool, correct_column: str | None,
                        timeout_s: float | None):
-    from pipeline.rollouts import groups_from_rollouts
-    from pipeline.rollouts import load_rollouts as read
+    from svs.pipeline.rollouts import groups_from_rollouts
+    from svs.pipeline.rollouts import load_rollouts as read
 
     loaded = read(list(rollouts), skip_bad=skip_bad, correct_column=correct_column,
                   timeout_s=timeout_s, progress=True)
@@ -140,7 +139,7 @@ def load_rollout_files(rollouts: Sequence[str], skip_bad: bool, correct_column: 
 
 @task(name="write-report", **NO_RESULT)
 def write_report(diagnosis: Any, out: str) -> str:
-    from pipeline.report import write_report as write
+    from svs.pipeline.report import write_report as write
 
     json_path, _ = write(diagnosis, out)
     return str(json_path.parent)
@@ -169,7 +168,7 @@ def io_task(stage, retries: int, delay_s: float):
 
 def export_targets(exports: Sequence[str], name: str, version: int) -> dict[str, str]:
     """`["verl=out/{name}-v{version}.parquet", ...]` -> {format: path}, placeholders filled."""
-    from trainer_bridge.exporters import check_destination
+    from svs.trainer_bridge.exporters import check_destination
 
     targets = {}
     for item in exports:
@@ -229,8 +228,8 @@ def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] =
                   exports: Sequence[str] = (), report: str | None = None,
                   runner: Mapping[str, Any] | None = None) -> RefreshOutcome:
     """The one composition of the refresh stages (the flow and `--no-prefect` both run it)."""
-    from pipeline.importers import ColumnMap
-    from pipeline.store import PromptStore
+    from svs.pipeline.importers import ColumnMap
+    from svs.pipeline.store import PromptStore
 
     settings, runner_config = run_config(config), RunnerConfig.from_dict(dict(runner or {}))
     rollout_paths = [Path(p) for p in rollouts]
@@ -308,7 +307,7 @@ def diagnose_flow(rollouts: list[str], out: str | None = None,
                   io_retry_delay_s: float = 5.0):
     """Diagnose rollout files (any supported format) on the chosen task runner; write
     report.json / report.html into `out` when given. Returns the Diagnosis."""
-    from pipeline.memorization import DiagnosisConfig
+    from svs.pipeline.memorization import DiagnosisConfig
 
     logger = get_run_logger()
     runner_config = RunnerConfig.from_dict(runner)

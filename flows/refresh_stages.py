@@ -13,11 +13,12 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.importers import ColumnMap
-from pipeline.records import Problem, Rollout, RolloutGroup, normalize_text, problem_id
-from pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
-from pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
-from pipeline.store_files import sha256_file
+from svs.core.constants import SOLVE_INSTRUCTION
+from svs.core.records import Problem, Rollout, RolloutGroup, normalize_text, problem_id
+from svs.pipeline.importers import ColumnMap
+from svs.pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
+from svs.pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
+from svs.pipeline.store_files import sha256_file
 
 
 def _section(cls: type, data: Any, name: str) -> Any:
@@ -70,9 +71,9 @@ class RefreshRunConfig:
         "help": "Rollout sampling when no rollout files are given."})
 
     def __post_init__(self) -> None:
-        from pipeline.memorization import DiagnosisConfig
-        from synthesizers import registry
-        from verifiers.consistency import ConsistencyConfig
+        from svs.pipeline.memorization import DiagnosisConfig
+        from svs.synthesizers import registry
+        from svs.verifiers.consistency import ConsistencyConfig
 
         if self.diagnosis is None:
             object.__setattr__(self, "diagnosis", DiagnosisConfig())
@@ -87,9 +88,9 @@ class RefreshRunConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RefreshRunConfig:
-        from pipeline.memorization import DiagnosisConfig
-        from synthesizers import registry
-        from verifiers.consistency import ConsistencyConfig
+        from svs.pipeline.memorization import DiagnosisConfig
+        from svs.synthesizers import registry
+        from svs.verifiers.consistency import ConsistencyConfig
 
         known = {"refresh", "diagnosis", "synthesizers", "consistency", "generate",
                  *registry.names()}
@@ -132,7 +133,7 @@ class RefreshRunConfig:
         return out
 
     def needs_policy(self, have_rollouts: bool) -> bool:
-        from synthesizers import registry
+        from svs.synthesizers import registry
 
         return not have_rollouts or any(registry.get(n).needs_policy for n in self.synthesizers)
 
@@ -143,7 +144,7 @@ def load_base(store: PromptStore, name: str, prompts: Path | None,
     """The version to refresh: the set's current one, or `prompts` imported as v1 when
     the set does not exist yet. Returns the set and "stored" or "imported"."""
     if prompts is not None and store.current_or_none(name) is None:
-        from flows.store_commands import import_into_store
+        from svs.flows.store_commands import import_into_store
 
         import_into_store(store, name, prompts, "table", columns or ColumnMap(), add=False)
         return store.load(name), "imported"
@@ -159,7 +160,7 @@ def run_key(name: str, rollouts: Sequence[Path], model: str | None,
     reported (or, after a crash between the two renames, made current), never written
     twice. The base version is left out on purpose: a finished run moved CURRENT, and
     the same inputs must not refresh the new version again."""
-    from pipeline.rollouts import expand_paths
+    from svs.pipeline.rollouts import expand_paths
 
     settings = config.to_dict()
     files = {f"{section}.{key}": sha256_file(Path(value))  # e.g. svs.template_path
@@ -187,8 +188,8 @@ def load_policy(model: str | None, backend: str, needed: bool, why: str) -> Any:
         if needed:
             raise ValueError(f"this refresh needs a policy ({why}); pass --model PATH")
         return None
-    from pipeline.policy.base import CountingPolicy
-    from pipeline.policy.loading import load_policy as load
+    from svs.pipeline.policy.base import CountingPolicy
+    from svs.pipeline.policy.loading import load_policy as load
 
     return CountingPolicy(load(model, backend=backend))
 
@@ -198,7 +199,7 @@ def rollout_groups(base: PromptSet, rollouts: Sequence[Path], policy: Any,
     """Rollout groups keyed by the set's problem ids, and how many groups matched no
     problem of the set (ignored). Read from files, or generated with the policy."""
     if rollouts:
-        from pipeline.rollouts import load_rollout_groups
+        from svs.pipeline.rollouts import load_rollout_groups
 
         groups = load_rollout_groups(list(rollouts), progress=True)
     else:
@@ -215,11 +216,10 @@ def match_groups(problems: Sequence[Problem], groups: Sequence[RolloutGroup]
                  ) -> tuple[list[RolloutGroup], int]:
     """Re-key groups to the set's ids: by id, then by (text, answer), then by text alone
     after dropping the solve instruction a trainer appended."""
-    from verifiers.consistency import SOLVE_SUFFIX
 
     by_id = {p.id: p.id for p in problems}
     by_text = {normalize_text(p.text): p.id for p in problems}
-    suffix = normalize_text(SOLVE_SUFFIX)
+    suffix = normalize_text(SOLVE_INSTRUCTION)
     matched, unmatched = [], 0
     for group in groups:
         prompt = normalize_text(group.prompt)
@@ -237,9 +237,9 @@ def match_groups(problems: Sequence[Problem], groups: Sequence[RolloutGroup]
 def generate_groups(problems: Sequence[Problem], policy: Any,
                     config: GenerateConfig) -> list[RolloutGroup]:
     """Sample `config.n` solutions per problem and grade them (sandboxed verifier)."""
-    from pipeline.policy.base import SamplingParams
-    from verifiers.consistency import solve_prompt
-    from verifiers.grader import grade_batch
+    from svs.pipeline.policy.base import SamplingParams
+    from svs.verifiers.consistency import solve_prompt
+    from svs.verifiers.grader import grade_batch
 
     params = SamplingParams(n=config.n, temperature=config.temperature,
                             max_new_tokens=config.max_new_tokens, seed=config.seed)
@@ -261,7 +261,7 @@ def generate_groups(problems: Sequence[Problem], policy: Any,
 
 
 def diagnose(groups: Sequence[RolloutGroup], config: Any) -> Any:
-    from pipeline.memorization import diagnose as run
+    from svs.pipeline.memorization import diagnose as run
 
     return run(groups, config, progress=True)
 
@@ -271,7 +271,7 @@ def seeds_from(base: PromptSet, diagnosis: Any,
     """Seeds of `synthesizers.svs.seeds_from_diagnosis` (the diagnosis's seed problems,
     plus `svs.seed_labels`, up to `svs.max_seeds_per_problem` solutions each), keeping
     one seed per distinct solution text: equal texts make equal synthesis prompts."""
-    from synthesizers.svs import seeds_from_diagnosis
+    from svs.synthesizers.svs import seeds_from_diagnosis
 
     svs_config = config.synthesizer_configs.get("svs") if config is not None else None
     seeds, seen = [], set()
@@ -284,7 +284,7 @@ def seeds_from(base: PromptSet, diagnosis: Any,
 
 
 def synthesize(seeds: Sequence[Any], policy: Any, config: RefreshRunConfig) -> list[Any]:
-    from synthesizers import registry
+    from svs.synthesizers import registry
 
     candidates = []
     for name in config.synthesizers:
@@ -296,7 +296,7 @@ def synthesize(seeds: Sequence[Any], policy: Any, config: RefreshRunConfig) -> l
 
 def verify(candidates: Sequence[Any], policy: Any, base: PromptSet,
            config: RefreshRunConfig) -> tuple[list[Problem], list[dict[str, Any]]]:
-    from verifiers.consistency import verify_candidates
+    from svs.verifiers.consistency import verify_candidates
 
     accepted, rejects = verify_candidates(candidates, policy, config.consistency,
                                           corpus=base.problems)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.records import RolloutGroup
+from svs.core.records import RolloutGroup
 
 RUNNERS = ("thread", "dask", "ray")
 
@@ -99,7 +99,7 @@ def shard_groups(groups: Sequence[RolloutGroup], shard_size: int) -> list[list[R
 
 def merge_diagnoses(parts: Sequence[Any], groups: Sequence[RolloutGroup]):
     """One Diagnosis from the diagnoses of disjoint shards of `groups`."""
-    from pipeline import memorization
+    from svs.pipeline import memorization
 
     if not parts:
         raise ValueError("no diagnosis shards to merge")

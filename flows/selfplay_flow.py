@@ -26,13 +26,13 @@ from typing import Any
 
 from prefect import flow, get_run_logger, task
 
-from flows.refresh_flow import NO_RESULT, refresh_flow
+from svs.flows.refresh_flow import NO_RESULT, refresh_flow
 
 STATE_NAME = "selfplay.json"
 
 
 def train_config(config: str | Mapping[str, Any]):
-    from trainer_bridge.grpo_config import GRPOConfig
+    from svs.trainer_bridge.grpo_config import GRPOConfig
 
     loaded = GRPOConfig.from_yaml(config) if isinstance(config, str) else GRPOConfig.from_dict(config)
     if not loaded.prompt_set or not loaded.prompt_store:
@@ -62,7 +62,7 @@ def save_rounds(output_dir: Path | str, rounds: list[dict[str, Any]]) -> None:
 
 def segment_checkpoint(output_dir: str, step: int) -> Path:
     """The checkpoint the learner wrote at the end of a segment (step `step`)."""
-    from trainer_bridge.checkpoint import PREFIX, STATE, checkpoint_dir
+    from svs.trainer_bridge.checkpoint import PREFIX, STATE, checkpoint_dir
 
     folder = checkpoint_dir(output_dir) / f"{PREFIX}{step:06d}"
     if not (folder / STATE).is_file():
@@ -77,7 +77,7 @@ def round_rollouts(config: Any, until_step: int, steps_per_round: int) -> list[s
     Without them (empty list) the refresh samples fresh rollouts with the checkpoint."""
     if not config.log_rollouts:
         return []
-    from trainer_bridge.grpo import rollouts_path
+    from svs.trainer_bridge.grpo import rollouts_path
 
     paths = [rollouts_path(config.output_dir, step)
              for step in range(until_step - steps_per_round + 1, until_step + 1)]
@@ -90,7 +90,7 @@ def round_rollouts(config: Any, until_step: int, steps_per_round: int) -> list[s
 
 @task(name="train-segment", **NO_RESULT)
 def train_segment(config: Any, until_step: int) -> dict[str, Any]:
-    from trainer_bridge.grpo import train
+    from svs.trainer_bridge.grpo import train
 
     result = train(replace(config, steps=until_step, resume=True))
     last = result.history[-1] if result.history else {}
@@ -107,7 +107,7 @@ def selfplay_flow(train: str | dict[str, Any], rounds: int, steps_per_round: int
     rollouts (e.g. config, exports, runner). Returns every finished round."""
     from prefect.artifacts import create_table_artifact
 
-    from flows.artifacts import artifact_key
+    from svs.flows.artifacts import artifact_key
 
     if rounds < 1 or steps_per_round < 1:
         raise ValueError(f"rounds and steps_per_round must be >= 1, got {rounds} and "

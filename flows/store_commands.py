@@ -10,9 +10,9 @@ from typing import Any
 
 from rich.table import Table
 
-from pipeline import lineage
-from pipeline.importers import ColumnMap, import_problems
-from pipeline.store import (
+from svs.pipeline import lineage
+from svs.pipeline.importers import ColumnMap, import_problems
+from svs.pipeline.store import (
     CorruptVersionError,
     NewVersion,
     PromptStore,
@@ -21,7 +21,7 @@ from pipeline.store import (
     parse_version,
     version_label,
 )
-from pipeline.store_diff import diff_versions
+from svs.pipeline.store_diff import diff_versions
 
 TRAINER_FORMATS = ("verl", "trl", "openrlhf")
 IMPORT_FORMATS = ("table", *TRAINER_FORMATS)
@@ -34,7 +34,7 @@ def read_problems(path: Path, fmt: str, columns: ColumnMap) -> tuple[list[Any], 
         return result.problems, result.weights, result.duplicates
     if fmt not in TRAINER_FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; choose one of {', '.join(IMPORT_FORMATS)}")
-    from trainer_bridge.formats import import_problems as import_trainer_file
+    from svs.trainer_bridge.formats import import_problems as import_trainer_file
 
     unique: dict[str, Any] = {}
     problems = import_trainer_file(path, fmt)

@@ -205,7 +205,7 @@ def watch_flow(folder: str, state_file: str | None = None, settle_s: float = 10.
 
 def _watch_once(folder: str, state_path: str, settle_s: float, run: str,
                 refresh: dict[str, Any] | None, diagnose: dict[str, Any] | None) -> dict[str, Any]:
-    from flows.refresh_flow import diagnose_flow, refresh_flow
+    from svs.flows.refresh_flow import diagnose_flow, refresh_flow
 
     logger = get_run_logger()
     state, scan = scan_task(folder, state_path, settle_s)

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Sequence
 import networkx as nx
 import numpy as np
 
-from pipeline.records import RolloutGroup
-from pipeline.textsim import DEFAULT_BINS, DEFAULT_NGRAM, oph_signatures, oph_similarity
+from svs.core.records import RolloutGroup
+from svs.verifiers.textsim import DEFAULT_BINS, DEFAULT_NGRAM, oph_signatures, oph_similarity
 
 _LATEX_NOISE = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "\\displaystyle", "$")
 

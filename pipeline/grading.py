@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.rollouts import ReadResult, read_native_rows
-from verifiers.grader import grade_batch
+from svs.pipeline.rollouts import ReadResult, read_native_rows
+from svs.verifiers.grader import grade_batch
 
 
 @dataclass

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import ORIGINAL, Problem
+from svs.core.records import ORIGINAL, Problem
 
 TEXT_COLUMNS = ("problem", "question", "text", "prompt", "query", "input")
 ANSWER_COLUMNS = ("answer", "final_answer", "ground_truth", "gold", "label", "target")
@@ -146,7 +146,7 @@ def _metadata(value: Any) -> dict[str, Any]:
 
 def row_to_problem(row: Mapping[str, Any], columns: ColumnMap) -> Problem:
     """One table row -> Problem. Raises ValueError with a reason on a malformed row."""
-    from verifiers.answers import strip_gold
+    from svs.verifiers.answers import strip_gold
 
     names = list(row)
     native = "text" in row and "answer" in row and "origin_id" in row

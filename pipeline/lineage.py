@@ -22,7 +22,7 @@ from typing import Any
 
 import networkx as nx
 
-from pipeline.records import Problem
+from svs.core.records import Problem
 
 LINEAGE_FORMAT = "svs-lineage/1"
 # metadata keys synthesizers use for the seed rollout a variant came from, in the order

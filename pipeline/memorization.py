@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from pipeline import diversity
-from pipeline.records import RolloutGroup
-from pipeline.textsim import grouped_oph_similarity, oph_signatures
+from svs.core.records import RolloutGroup
+from svs.pipeline import diversity
+from svs.verifiers.textsim import grouped_oph_similarity, oph_signatures
 
 MEMORIZED, SOLVED_DIVERSE, LEARNING, UNSOLVED = "memorized", "solved_diverse", "learning", "unsolved"
 LABELS = (MEMORIZED, SOLVED_DIVERSE, LEARNING, UNSOLVED)

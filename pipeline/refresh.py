@@ -30,9 +30,9 @@ from typing import Any
 
 import networkx as nx
 
-from pipeline import lineage
-from pipeline.records import Problem, normalize_text
-from pipeline.store_files import reject_row
+from svs.core.records import Problem, normalize_text
+from svs.pipeline import lineage
+from svs.pipeline.store_files import reject_row
 
 MEMORIZED = "memorized"  # pipeline.memorization's label; kept here so this module stays pure
 MEMORIZED_ACTIONS = ("downweight", "retire", "keep")

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline.memorization import LABELS, Diagnosis, ProblemDiagnosis
+from svs.pipeline.memorization import LABELS, Diagnosis, ProblemDiagnosis
 
 LABEL_COLOURS = {"memorized": "#d62728", "solved_diverse": "#2ca02c", "learning": "#1f77b4",
                  "unsolved": "#7f7f7f"}
@@ -234,8 +234,8 @@ def diagnose_paths(inputs: Sequence[Path | str], out_dir: Path | str, *,
 
     Returns (diagnosis, loaded rollouts summary, report.json path, report.html path).
     """
-    from pipeline.memorization import diagnose
-    from pipeline.rollouts import groups_from_rollouts, load_rollouts
+    from svs.pipeline.memorization import diagnose
+    from svs.pipeline.rollouts import groups_from_rollouts, load_rollouts
 
     loaded = load_rollouts(list(inputs), skip_bad=skip_bad, progress=progress,
                            correct_column=correct_column, timeout_s=timeout_s)

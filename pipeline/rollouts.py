@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import Rollout, RolloutGroup, problem_id
+from svs.core.records import Rollout, RolloutGroup, problem_id
 
 NATIVE_REQUIRED = ("problem_id", "prompt", "answer", "completion")
 
@@ -354,8 +354,8 @@ def load_rollouts(paths: list[Path | str] | Path | str, *, skip_bad: bool = Fals
                   timeout_s: float | None = None) -> LoadedRollouts:
     """Read native files, verl dump folders and TRL completion logs (auto-detected per
     file), grade rows that carry no correctness and fill in extracted answers."""
-    from verifiers.answers import extract_answer
-    from verifiers.grader import grade_batch
+    from svs.verifiers.answers import extract_answer
+    from svs.verifiers.grader import grade_batch
 
     out = LoadedRollouts()
     files = expand_paths(paths)

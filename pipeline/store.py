@@ -41,9 +41,9 @@ from typing import Any
 
 import networkx as nx
 
-from pipeline import lineage as lineage_mod
-from pipeline.records import Problem
-from pipeline.store_files import (
+from svs.core.records import Problem
+from svs.pipeline import lineage as lineage_mod
+from svs.pipeline.store_files import (
     fault_point,
     fsync_dir,
     read_problem_table,
@@ -53,8 +53,8 @@ from pipeline.store_files import (
     write_rejects_table,
     write_text,
 )
-from pipeline.store_lock import SetLockedError as SetLockedError  # re-exported
-from pipeline.store_lock import StoreError, exclusive
+from svs.pipeline.store_lock import SetLockedError as SetLockedError  # re-exported
+from svs.pipeline.store_lock import StoreError, exclusive
 
 SCHEMA = "svs-prompt-set/1"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")

@@ -14,8 +14,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from pipeline.records import Problem
-from pipeline.store import PromptSet
+from svs.core.records import Problem
+from svs.pipeline.store import PromptSet
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import Problem
+from svs.core.records import Problem
 
 PROBLEM_COLUMNS = {"id": "string", "text": "string", "answer": "string", "source": "string",
                    "origin_id": "string", "parent_id": "string", "generation": "int64",

@@ -14,56 +14,13 @@ an unknown name lists the valid ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from pipeline.records import Problem
+from svs.core.records import Candidate, Seed
 
-
-@dataclass(frozen=True)
-class Seed:
-    """An original problem and one correct solution of it (a rollout's completion).
-
-    `rollout_ref` names the rollout the solution came from (e.g. "step=12/sample=3"),
-    so a synthesized problem can be traced back to it.
-    """
-
-    problem: Problem
-    solution: str
-    rollout_ref: str | None = None
-    metadata: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.solution, str):
-            raise TypeError("Seed.solution must be a string")
-        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
-
-
-@dataclass(frozen=True)
-class Candidate:
-    """One synthesized problem before verification.
-
-    `problem` is the variant (lineage filled by `Problem.variant`) or None when nothing
-    usable came out, in which case `reason` says why (`no_problem_extracted`, ...).
-    `answer_proven` is True when the synthesizer proved the reference answer by
-    computation (symbolic rewrites); the policy's solve rate is then measured against
-    that answer, otherwise against the original's.
-    """
-
-    seed: Seed
-    problem: Problem | None
-    raw_output: str
-    synthesizer: str
-    reason: str | None = None
-    detail: str = ""
-    answer_proven: bool = False
-
-    def __post_init__(self) -> None:
-        if (self.problem is None) == (self.reason is None):
-            raise ValueError("a Candidate has either a problem or a failure reason, not both "
-                             "or neither")
+__all__ = ["Candidate", "Seed", "SynthesizerSpec", "get", "names", "register", "synthesize"]
 
 
 SynthesizeFn = Callable[[Sequence[Seed], Any, Any], list[Candidate]]
@@ -96,8 +53,8 @@ def register(name: str, *, config: type, needs_policy: bool) -> Callable[[Synthe
 
 def _load_builtins() -> None:
     # Importing the modules runs their @register decorators.
-    import synthesizers.svs  # noqa: F401
-    import synthesizers.symbolic  # noqa: F401
+    import svs.synthesizers.svs  # noqa: F401
+    import svs.synthesizers.symbolic  # noqa: F401
 
 
 def names() -> list[str]:

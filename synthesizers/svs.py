@@ -17,15 +17,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pipeline.policy.base import Policy, SamplingParams
-from pipeline.records import Problem, normalize_text
-from synthesizers.extract import NO_PROBLEM, extract_problem
-from synthesizers.registry import Candidate, Seed, register
+from svs.core.constants import PROBLEM_SLOT, SOLUTION_SLOT, fill_slot
+from svs.core.protocols import Policy, SamplingParams
+from svs.core.records import Problem, normalize_text
+from svs.synthesizers.extract import NO_PROBLEM, extract_problem
+from svs.synthesizers.registry import Candidate, Seed, register
 
 NAME = "svs"
 PROMPTS = Path(__file__).resolve().parent / "prompts"
-SOLUTION_SLOT = "{solution}"
-PROBLEM_SLOT = "{problem}"
 
 
 @dataclass(frozen=True)
@@ -86,9 +85,9 @@ class SvSConfig:
 
 def render_prompt(template: str, seed: Seed, include_problem: bool) -> str:
     """Fill the template's slots (plain replacement: solutions are full of braces)."""
-    prompt = template.replace(SOLUTION_SLOT, seed.solution.strip())
+    prompt = fill_slot(template, SOLUTION_SLOT, seed.solution)
     if include_problem:
-        prompt = prompt.replace(PROBLEM_SLOT, seed.problem.text.strip())
+        prompt = fill_slot(prompt, PROBLEM_SLOT, seed.problem.text)
     return prompt
 
 

@@ -23,19 +23,24 @@ regenerated alone.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sympy
 
-from synthesizers.mathparse import ParseError, parse_equation, parse_expression, tokenize
-from synthesizers.registry import Candidate, Seed, register
+from svs.synthesizers.registry import Candidate, Seed, register
+from svs.verifiers.mathparse import ParseError, parse_equation, parse_expression, tokenize
+from svs.verifiers.sympy_answers import (
+    MathSpan,
+    answer_text,
+    equation_parts,
+    find_math,
+    render,
+    seed_value,
+)
 
 NAME = "symbolic"
 KINDS = ("keep", "recompute", "template")
-_DOLLAR = re.compile(r"\$([^$]{1,300})\$")
-_PLAIN = re.compile(r"[0-9x+\-*/^().=\s]{3,300}")
 _MAX_TRIES = 20
 
 
@@ -61,46 +66,6 @@ class SymbolicConfig:
             raise ValueError(f"kinds must be a non-empty subset of {KINDS}, got {self.kinds}")
         if self.max_value < 2:
             raise ValueError(f"max_value must be >= 2, got {self.max_value}")
-
-
-@dataclass(frozen=True)
-class MathSpan:
-    """The one readable piece of maths in a problem text, and how to put it back."""
-
-    start: int
-    end: int
-    body: str
-    latex: bool
-
-
-def find_math(text: str) -> MathSpan | None:
-    """The single parseable maths segment with a digit in it, or None (zero or several)."""
-    spans = [MathSpan(m.start(1), m.end(1), m.group(1), True) for m in _DOLLAR.finditer(text)]
-    if not spans:
-        spans = []
-        for match in _PLAIN.finditer(text):
-            body = match.group(0).strip().rstrip(".")
-            if any(op in body for op in "+-*/^="):
-                start = text.index(body, match.start())
-                spans.append(MathSpan(start, start + len(body), body, False))
-    readable = []
-    for span in spans:
-        if not any(ch.isdigit() for ch in span.body):
-            continue
-        try:
-            (parse_equation if "=" in span.body else parse_expression)(span.body)
-        except ParseError:
-            continue
-        readable.append(span)
-    return readable[0] if len(readable) == 1 else None
-
-
-def _render(value: sympy.Expr, latex: bool) -> str:
-    return sympy.latex(value) if latex else sympy.sstr(value).replace("**", "^")
-
-
-def answer_text(value: sympy.Expr) -> str:
-    return sympy.latex(value)
 
 
 def _nice(value: sympy.Expr, max_denominator: int = 12) -> bool:
@@ -150,22 +115,9 @@ def recompute_arithmetic(span: MathSpan, rng: random.Random,
     return body, value
 
 
-def _equation_parts(body: str) -> tuple[sympy.Expr, sympy.Symbol] | None:
-    left, right = parse_equation(body)
-    difference = sympy.expand(left - right)
-    symbols = difference.free_symbols
-    if len(symbols) != 1:
-        return None
-    variable = next(iter(symbols))
-    if not difference.is_polynomial(variable):
-        return None
-    degree = sympy.degree(difference, variable)
-    return (difference, variable) if degree in (1, 2) else None
-
-
 def keep_equation(span: MathSpan, rng: random.Random, max_value: int) -> str | None:
     """k L + p(x) = k R + p(x): the same solution set, proven by the expansion."""
-    parts = _equation_parts(span.body)
+    parts = equation_parts(span.body)
     if parts is None:
         return None
     left, right = parse_equation(span.body)
@@ -174,7 +126,7 @@ def keep_equation(span: MathSpan, rng: random.Random, max_value: int) -> str | N
     shift = rng.randint(-max_value, max_value) * variable + rng.randint(-max_value, max_value)
     new_left = sympy.expand(scale * left + shift)
     new_right = sympy.expand(scale * right + shift)
-    body = f"{_render(new_left, span.latex)} = {_render(new_right, span.latex)}"
+    body = f"{render(new_left, span.latex)} = {render(new_right, span.latex)}"
     new_difference = sympy.expand(parse_equation(body)[0] - parse_equation(body)[1])
     if sympy.expand(new_difference - scale * parts[0]) != 0 or body == span.body:
         return None
@@ -184,7 +136,7 @@ def keep_equation(span: MathSpan, rng: random.Random, max_value: int) -> str | N
 def recompute_equation(span: MathSpan, rng: random.Random,
                        max_value: int) -> tuple[str, sympy.Expr] | None:
     """A linear equation with a new right-hand constant, and its new solution."""
-    parts = _equation_parts(span.body)
+    parts = equation_parts(span.body)
     if parts is None or sympy.degree(parts[0], parts[1]) != 1:
         return None
     left, _ = parse_equation(span.body)
@@ -196,21 +148,9 @@ def recompute_equation(span: MathSpan, rng: random.Random,
     old_solution = sympy.solve(parts[0], variable)
     if solutions == old_solution:
         return None
-    right_text = _render(new_right, span.latex)
+    right_text = render(new_right, span.latex)
     body = span.body[:span.body.index("=") + 1] + " " + right_text
     return body, solutions[0]
-
-
-def seed_value(span: MathSpan) -> sympy.Expr | None:
-    """What sympy says the seed's maths evaluates to (the unique solution for equations)."""
-    if "=" not in span.body:
-        value = parse_expression(span.body)
-        return value if value.is_number and value.is_finite else None
-    parts = _equation_parts(span.body)
-    if parts is None:
-        return None
-    solutions = sympy.solve(parts[0], parts[1])
-    return solutions[0] if len(solutions) == 1 else None
 
 
 def template_variant(metadata, rng: random.Random) -> tuple[str, sympy.Expr, dict] | None:
@@ -268,7 +208,7 @@ def _one_variant(seed: Seed, span: MathSpan | None, kind: str, rng: random.Rando
 
 def _recompute_allowed(seeds: Sequence[Seed], spans: list[MathSpan | None]) -> list[bool]:
     """Whether each seed's reference answer equals sympy's value (graded in the sandbox)."""
-    from verifiers.grader import grade_batch
+    from svs.verifiers.grader import grade_batch
 
     values = [seed_value(span) if span is not None else None for span in spans]
     asks = [(answer_text(v), seed.problem.answer) for seed, v in zip(seeds, values, strict=True)

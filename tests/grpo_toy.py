@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.policy.tiny import build_tiny_model, train_tiny_model
+from svs.pipeline.policy.tiny import build_tiny_model, train_tiny_model
 
 SYNTHESIS_TEMPLATE = "Solution: {solution}\nWrite the problem.\n"
 PAIRS = [(a, b) for a in range(10) for b in range(10)]

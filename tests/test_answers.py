@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from verifiers.answers import (
+from svs.verifiers.answers import (
     MAX_BOXED_CHARS,
     Extraction,
     canonical_answer,

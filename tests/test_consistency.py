@@ -15,11 +15,11 @@ from tiny_models import (
     toy_seed,
 )
 
-from pipeline.policy.hf import HFPolicy
-from pipeline.records import Problem
-from synthesizers.registry import Candidate, Seed
-from synthesizers.svs import SvSConfig, candidates_from_outputs
-from verifiers.consistency import (
+from svs.core.records import Problem
+from svs.pipeline.policy.hf import HFPolicy
+from svs.synthesizers.registry import Candidate, Seed
+from svs.synthesizers.svs import SvSConfig, candidates_from_outputs
+from svs.verifiers.consistency import (
     ConsistencyConfig,
     band_verdict,
     reject_counts,
@@ -162,7 +162,7 @@ def test_candidate_needs_a_problem_or_a_reason():
 ])
 def test_sympy_check_rejects_variants_computed_to_another_answer(original, answer, variant,
                                                                    reason):
-    from verifiers.consistency import sympy_verdict
+    from svs.verifiers.sympy_answers import sympy_verdict
 
     verdict = sympy_verdict(variant, answer, original)
     assert verdict.reason == reason, verdict.detail
@@ -174,7 +174,7 @@ def test_sympy_check_rejects_variants_computed_to_another_answer(original, answe
                                      "Compute the value of " + "(" * 5000 + "1" + ")" * 5000,
                                      "Solve for x: x^999999 + 1 = 0.", "\x00" * 100])
 def test_sympy_check_on_hostile_text_is_a_verdict(hostile):
-    from verifiers.consistency import computed_answer, sympy_verdict
+    from svs.verifiers.sympy_answers import computed_answer, sympy_verdict
 
     assert computed_answer(hostile) is None
     assert sympy_verdict(hostile, "7", "Compute the value of 3 + 4.").ok

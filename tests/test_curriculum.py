@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.curriculum import (
+from svs.flows.lab.curriculum import (
     KINDS,
     CurriculumConfig,
     make_item,
@@ -13,10 +13,10 @@ from pipeline.curriculum import (
     synthesis_target,
     training_pairs,
 )
-from synthesizers.extract import extract_problem
-from verifiers.answers import extract_answer
-from verifiers.grader import grade_batch
-from verifiers.problems import ProblemCheckConfig, check_problem
+from svs.synthesizers.extract import extract_problem
+from svs.verifiers.answers import extract_answer
+from svs.verifiers.grader import grade_batch
+from svs.verifiers.problems import ProblemCheckConfig, check_problem
 
 SMALL = CurriculumConfig(n_train=150, n_heldout=50, seed=7)
 

@@ -5,8 +5,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.memorization import Diagnosis
+from svs.flows.cli import app
+from svs.pipeline.memorization import Diagnosis
 
 MEMORIZED = ("First we multiply both sides by the denominator to clear it, then we collect "
              "the like terms on the left, and dividing by the coefficient gives the value. "

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import diversity
-from pipeline.records import Rollout, RolloutGroup
+from svs.core.records import Rollout, RolloutGroup
+from svs.pipeline import diversity
 
 SOLUTION = ("We add the two fractions by writing both over the common denominator eight, "
             "so three quarters becomes six eighths and the sum is seven eighths. "

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.store import PromptStore
+from svs.flows.cli import app
+from svs.pipeline.store import PromptStore
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "refresh"
 

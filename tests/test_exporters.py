@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.records import Problem
-from trainer_bridge.exporters import (
+from svs.core.records import Problem
+from svs.trainer_bridge.exporters import (
     DEFAULT_INSTRUCTION,
     ExportConfig,
     export_problems,
@@ -18,7 +18,7 @@ from trainer_bridge.exporters import (
     trl_rows,
     verl_rows,
 )
-from trainer_bridge.formats import (
+from svs.trainer_bridge.formats import (
     TrainerFileError,
     import_problems,
     read_problems,
@@ -194,8 +194,8 @@ def test_export_replaces_an_existing_file_atomically(problems, tmp_path):
 
 
 def _publish(root, problems):
-    from pipeline.lineage import graph_for
-    from pipeline.store import NewVersion, PromptStore
+    from svs.pipeline.lineage import graph_for
+    from svs.pipeline.store import NewVersion, PromptStore
 
     store = PromptStore(root)
     store.publish("math", NewVersion(problems[:2], graph_for(problems[:2], 1)), parent=None)
@@ -206,7 +206,7 @@ def _publish(root, problems):
 def test_cli_exports_a_store_version(problems, tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from svs.flows.cli import app
 
     _publish(tmp_path / "store", problems)
     runner = CliRunner()
@@ -229,7 +229,7 @@ def test_cli_exports_a_store_version(problems, tmp_path):
 def test_cli_exports_a_problems_file_and_reports_errors(problems, tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from svs.flows.cli import app
 
     source = tmp_path / "problems.jsonl"
     source.write_text("".join(json.dumps(p.to_row()) + "\n" for p in problems))
@@ -252,9 +252,9 @@ def test_store_export_applies_the_version_weights(tmp_path):
     """Weight 0 is never exported, weight 1 always, weight 0.5 about half the time."""
     import networkx as nx
 
-    from pipeline.lineage import add_problems
-    from pipeline.store import NewVersion, PromptStore
-    from trainer_bridge.formats import load_source
+    from svs.pipeline.lineage import add_problems
+    from svs.pipeline.store import NewVersion, PromptStore
+    from svs.trainer_bridge.formats import load_source
 
     items = [Problem(f"What is {i} + {i}?", str(2 * i)) for i in range(40)]
     graph = nx.DiGraph()

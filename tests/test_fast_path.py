@@ -9,8 +9,8 @@ import random
 
 import pytest
 
-from verifiers.answers import canonical_answer, fast_equivalence
-from verifiers.grader import VerifierPool
+from svs.verifiers.answers import canonical_answer, fast_equivalence
+from svs.verifiers.grader import VerifierPool
 
 
 def _forms(r: random.Random) -> tuple[str, list[str]]:

@@ -7,8 +7,8 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.rollouts import RolloutFileError, read_native
+from svs.flows.cli import app
+from svs.pipeline.rollouts import RolloutFileError, read_native
 
 runner = CliRunner()
 

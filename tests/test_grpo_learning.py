@@ -19,8 +19,8 @@ from grpo_toy import (  # noqa: F401 - one_torch_thread is an autouse fixture
 )
 from safetensors.torch import load_file
 
-from trainer_bridge.grpo import train
-from trainer_bridge.grpo_config import GRPOConfig
+from svs.trainer_bridge.grpo import train
+from svs.trainer_bridge.grpo_config import GRPOConfig
 
 pytestmark = pytest.mark.slow
 
@@ -58,7 +58,7 @@ def test_reward_rises_and_parameters_move(toy, mode):
     start = {k: v for f in model.glob("*.safetensors") for k, v in load_file(f).items()}
     final = result.history[-1]
     assert final["eval/pass@1"] > early
-    from trainer_bridge.checkpoint import latest_checkpoint
+    from svs.trainer_bridge.checkpoint import latest_checkpoint
 
     end = {k: v for f in latest_checkpoint(config.output_dir).glob("*.safetensors")
            for k, v in load_file(f).items()}

@@ -8,13 +8,13 @@ from collections import Counter
 import pytest
 from grpo_toy import build_addition_model, one_torch_thread  # noqa: F401 - autouse fixture
 
-from pipeline.lineage import graph_for
-from pipeline.records import Problem
-from pipeline.store import NewVersion, PromptStore
-from trainer_bridge.checkpoint import latest_checkpoint
-from trainer_bridge.grpo import sample_problems, train
-from trainer_bridge.grpo_config import GRPOConfig
-from trainer_bridge.streams import verifier_reward
+from svs.core.records import Problem
+from svs.pipeline.lineage import graph_for
+from svs.pipeline.store import NewVersion, PromptStore
+from svs.trainer_bridge.checkpoint import latest_checkpoint
+from svs.trainer_bridge.grpo import sample_problems, train
+from svs.trainer_bridge.grpo_config import GRPOConfig
+from svs.trainer_bridge.streams import verifier_reward
 
 V1 = [Problem(f"0+{b}=", str(b)) for b in range(9)]  # answers 0..8
 V2 = [Problem(f"9+{b}=", str(9 + b)) for b in range(10)]  # answers 9..18
@@ -85,7 +85,7 @@ def test_config_errors_say_what_to_fix(tmp_path):
 def test_svs_train_cli(tmp_path):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from svs.flows.cli import app
 
     model = build_addition_model(tmp_path / "model", warmup_steps=20)
     problems = tmp_path / "problems.jsonl"
@@ -110,7 +110,7 @@ def test_svs_train_cli(tmp_path):
 
 
 def test_problems_file_errors_name_the_line(tmp_path):
-    from trainer_bridge.prompt_source import load_problems_file
+    from svs.trainer_bridge.prompt_source import load_problems_file
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "1+1=", "answer": "2"}\n{"text": "2+2=", "answer": 4\n')
@@ -129,8 +129,8 @@ def test_problems_file_errors_name_the_line(tmp_path):
 
 
 def test_logged_rollouts_are_native_rows_a_refresh_can_diagnose(tmp_path):
-    from pipeline.rollouts import load_rollout_groups
-    from trainer_bridge.grpo import rollouts_path
+    from svs.pipeline.rollouts import load_rollout_groups
+    from svs.trainer_bridge.grpo import rollouts_path
 
     model = build_addition_model(tmp_path / "model", warmup_steps=20)
     problems = tmp_path / "problems.jsonl"

@@ -14,9 +14,9 @@ from grpo_toy import (  # noqa: F401 - one_torch_thread is an autouse fixture
 )
 from safetensors.torch import load_file
 
-from trainer_bridge.checkpoint import latest_checkpoint
-from trainer_bridge.grpo import train
-from trainer_bridge.grpo_config import GRPOConfig
+from svs.trainer_bridge.checkpoint import latest_checkpoint
+from svs.trainer_bridge.grpo import train
+from svs.trainer_bridge.grpo_config import GRPOConfig
 
 
 @pytest.fixture(scope="module")

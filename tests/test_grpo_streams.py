@@ -8,9 +8,9 @@ from collections import defaultdict
 import pytest
 from grpo_toy import SYNTHESIS_TEMPLATE, build_addition_model, one_torch_thread  # noqa: F401
 
-from pipeline.policy import SamplingParams
-from pipeline.records import Problem
-from trainer_bridge.streams import (
+from svs.core.records import Problem
+from svs.pipeline.policy import SamplingParams
+from svs.trainer_bridge.streams import (
     SYNTHESIS,
     SYNTHETIC,
     SvSSettings,
@@ -37,7 +37,7 @@ def test_seed_band_takes_correct_rollouts_of_in_band_problems():
 def toy_policy(tmp_path_factory):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.policy.hf import HFPolicy
+    from svs.pipeline.policy.hf import HFPolicy
 
     folder = build_addition_model(tmp_path_factory.mktemp("streams") / "model",
                                   warmup_steps=300, synthesis=True)
@@ -69,7 +69,7 @@ def test_synthesis_reward_follows_the_band_rule(toy_policy):
 
 
 def test_problem_checks_reject_before_solving(toy_policy):
-    from verifiers.problems import check_problem
+    from svs.verifiers.problems import check_problem
 
     seeds = [(Problem("Add three and four.", "7"), "7")]
     streams, rejected = synthesis_streams(
@@ -81,7 +81,7 @@ def test_problem_checks_reject_before_solving(toy_policy):
 
 
 def test_answer_check_sees_the_original_and_rejects_before_solving(toy_policy):
-    from pipeline.records import Verdict
+    from svs.core.records import Verdict
 
     seen = []
 
@@ -105,10 +105,10 @@ def test_later_mini_batches_are_clipped_against_the_sampling_policy(toy_policy, 
 
     import torch
 
-    from trainer_bridge.grpo import update
-    from trainer_bridge.grpo_config import GRPOConfig
-    from trainer_bridge.losses import group_advantages
-    from trainer_bridge.streams import Sample
+    from svs.trainer_bridge.grpo import update
+    from svs.trainer_bridge.grpo_config import GRPOConfig
+    from svs.trainer_bridge.losses import group_advantages
+    from svs.trainer_bridge.streams import Sample
 
     model = copy.deepcopy(toy_policy.model).train()
     generator = torch.Generator().manual_seed(0)

@@ -15,8 +15,8 @@ import textwrap
 import pytest
 from grpo_toy import build_addition_model, examples, write_problems
 
-from pipeline.policy.tiny import train_tiny_model
-from pipeline.policy.vllm_env import run_script
+from svs.pipeline.policy.tiny import train_tiny_model
+from svs.pipeline.policy.vllm_env import run_script
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +30,11 @@ SCRIPT = textwrap.dedent('''
     if __name__ == "__main__":
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
-        from pipeline.policy import SamplingParams
-        from pipeline.policy.hf import HFPolicy
-        from pipeline.policy.vllm import VLLMPolicy
-        from trainer_bridge.grpo import push_weights, train
-        from trainer_bridge.grpo_config import GRPOConfig
+        from svs.pipeline.policy import SamplingParams
+        from svs.pipeline.policy.hf import HFPolicy
+        from svs.pipeline.policy.vllm import VLLMPolicy
+        from svs.trainer_bridge.grpo import push_weights, train
+        from svs.trainer_bridge.grpo_config import GRPOConfig
 
         start, better, problems, run, out = sys.argv[1:6]
         prompts = [json.loads(line)["text"] for line in open(problems)][:12]

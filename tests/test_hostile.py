@@ -8,15 +8,13 @@ deadline plus a little slack, the pool must keep grading normal pairs afterwards
 no payload may create its sentinel file.
 """
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-from verifiers.grader import HARD_GRACE_S, Grade, VerifierPool
+from svs.verifiers.grader import HARD_GRACE_S, Grade, VerifierPool
 
 TIMEOUT_S = 1.0
 # Killing a worker, reading its pipe and a loaded shared machine: time on top of the
@@ -220,16 +218,15 @@ def test_math_verify_does_not_run_payloads_even_unscreened(tmp_path):
     script = (
         "import sys\n"
         "from math_verify import verify\n"
-        "from verifiers.sandbox import make_parser\n"
+        "from svs.verifiers.sandbox import make_parser\n"
         "parse = make_parser()\n"
         "gold = parse('1')\n"
         "for code in sys.argv[1:]:\n"
         "    verify(gold, parse(code), timeout_seconds=None)\n"
         "    verify(parse(code), gold, timeout_seconds=None)\n"
     )
-    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     subprocess.run([sys.executable, "-c", script, *codes], check=True, timeout=120,
-                   cwd=tmp_path, capture_output=True, env=env)
+                   cwd=tmp_path, capture_output=True)
     assert not target.exists()
 
 

@@ -4,10 +4,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import lineage
-from pipeline.importers import ColumnMap, ImportFileError, import_problems, write_problems
-from pipeline.records import Problem, problem_id
-from pipeline.store import NewVersion, PromptStore
+from svs.core.records import Problem, problem_id
+from svs.pipeline import lineage
+from svs.pipeline.importers import ColumnMap, ImportFileError, import_problems, write_problems
+from svs.pipeline.store import NewVersion, PromptStore
 
 ROWS = [
     {"question": "What is 7 * 6?", "final_answer": "$42$", "level": 2, "tags": ["easy"]},

@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-import flows.lab as lab
-from flows.cli import app
-from flows.lab import LabConfig, bootstrap, majority_baseline
-from flows.lab_experiment import ExperimentConfig, read_metrics, run_experiment
-from pipeline.curriculum import CurriculumConfig, split
+import svs.flows.lab.bootstrap as lab
+from svs.flows.cli import app
+from svs.flows.lab.bootstrap import LabConfig, bootstrap, majority_baseline
+from svs.flows.lab.curriculum import CurriculumConfig, split
+from svs.flows.lab.experiment import ExperimentConfig, read_metrics, run_experiment
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), train_steps=3,
                  solve_steps=2, batch_size=4, hidden_size=32, num_layers=1, num_heads=1,

@@ -9,15 +9,15 @@ import json
 
 import pytest
 
-from flows.lab import LabConfig, bootstrap
-from flows.lab_experiment import (
+from svs.flows.lab.bootstrap import LabConfig, bootstrap
+from svs.flows.lab.curriculum import CurriculumConfig
+from svs.flows.lab.experiment import (
     ExperimentConfig,
     area_per_step,
     load_lab_config,
     run_experiment,
     tail_mean,
 )
-from pipeline.curriculum import CurriculumConfig
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), solve_steps=2,
                  train_steps=3, batch_size=4, hidden_size=32, num_layers=1, num_heads=1,
@@ -110,7 +110,7 @@ def test_arms_train_the_budget_log_the_curves_and_the_same_seed_gives_the_same_n
 def test_cli_runs_the_arms_and_redraws_the_report(tmp_path, tiny_policy):
     from typer.testing import CliRunner
 
-    from flows.cli import app
+    from svs.flows.cli import app
 
     config = tmp_path / "lab.yaml"
     config.write_text("experiment:\n" + "".join(f"  {k}: {v}\n" for k, v in SHORT.items()))
@@ -146,7 +146,7 @@ def test_cli_runs_the_arms_and_redraws_the_report(tmp_path, tiny_policy):
 
 
 def test_compare_seeds_maths_and_refuses_different_settings():
-    from flows.lab_report import compare_seeds
+    from svs.flows.lab.report import compare_seeds
 
     def record(seed, value, steps=2):
         return {"config": {"seed": seed, "steps": steps},
@@ -176,8 +176,8 @@ def test_the_documented_long_config_loads():
 
 
 def test_refresh_settings_are_a_valid_refresh_config():
-    from flows.lab_experiment import refresh_settings
-    from flows.refresh_stages import RefreshRunConfig
+    from svs.flows.lab.experiment import refresh_settings
+    from svs.flows.refresh_stages import RefreshRunConfig
 
     config = ExperimentConfig(retire_below_weight=0.0, memorized_action="downweight",
                               synthesis_samples=4, seed=7)

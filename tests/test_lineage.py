@@ -1,7 +1,7 @@
 import pytest
 
-from pipeline import lineage
-from pipeline.records import Problem
+from svs.core.records import Problem
+from svs.pipeline import lineage
 
 ROOT = Problem("What is 6*7?", "42")
 OTHER = Problem("What is 40+2?", "42")

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from trainer_bridge import losses
+from svs.trainer_bridge import losses
 
 SETTINGS = settings(max_examples=60, deadline=None)
 

@@ -5,15 +5,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.memorization import (
+from svs.core.records import Rollout, RolloutGroup
+from svs.pipeline.memorization import (
     LABELS,
     Diagnosis,
     DiagnosisConfig,
     diagnose,
     label_problem,
 )
-from pipeline.records import Rollout, RolloutGroup
-from pipeline.rollouts import groups_from_rollouts, rollout_from_row
+from svs.pipeline.rollouts import groups_from_rollouts, rollout_from_row
 
 _spec = importlib.util.spec_from_file_location(
     "planted", Path(__file__).resolve().parent.parent / "benchmarks" / "planted.py")

@@ -6,11 +6,11 @@ import pytest
 import torch
 from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX, one_torch_thread
 
-from pipeline.policy import Generation, Policy, SamplingParams, encode_prompt
-from pipeline.policy.base import FINISH_LENGTH, FINISH_STOP
-from pipeline.policy.hf import HFPolicy
-from pipeline.policy.tiny import SIMPLE_CHAT_TEMPLATE, build_tiny_model
-from verifiers.consistency import solve_prompt as _solve_prompt
+from svs.pipeline.policy import Generation, Policy, SamplingParams, encode_prompt
+from svs.pipeline.policy.base import FINISH_LENGTH, FINISH_STOP
+from svs.pipeline.policy.hf import HFPolicy
+from svs.pipeline.policy.tiny import SIMPLE_CHAT_TEMPLATE, build_tiny_model
+from svs.verifiers.consistency import solve_prompt as _solve_prompt
 
 
 def solve_prompt(problem: str) -> str:

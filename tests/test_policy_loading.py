@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.policy import PolicyLoadError, load_policy, resolve_model_path
-from pipeline.policy.hf import HFPolicy
-from pipeline.policy.vllm import INSTALL_HINT, import_vllm
+from svs.pipeline.policy import PolicyLoadError, load_policy, resolve_model_path
+from svs.pipeline.policy.hf import HFPolicy
+from svs.pipeline.policy.vllm import INSTALL_HINT, import_vllm
 
 
 def test_local_folder_loads_with_the_transformers_backend(toy_policy_dir):

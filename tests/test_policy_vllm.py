@@ -13,15 +13,15 @@ import textwrap
 import pytest
 from tiny_models import BAND, EASY, TOY_SOLVE_SUFFIX
 
-from pipeline.policy import SamplingParams
-from pipeline.policy.hf import HFPolicy
-from pipeline.policy.vllm_env import run_script
-from verifiers.consistency import solve_prompt
+from svs.pipeline.policy import SamplingParams
+from svs.pipeline.policy.hf import HFPolicy
+from svs.pipeline.policy.vllm_env import run_script
+from svs.verifiers.consistency import solve_prompt
 
 SCRIPT = textwrap.dedent('''
     import json, sys
-    from pipeline.policy import SamplingParams
-    from pipeline.policy.vllm import VLLMPolicy
+    from svs.pipeline.policy import SamplingParams
+    from svs.pipeline.policy.vllm import VLLMPolicy
 
     def dump(groups):
         return [[{"text": g.text, "ids": list(g.token_ids), "logprobs": list(g.token_logprobs),

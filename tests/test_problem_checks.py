@@ -1,6 +1,6 @@
 import pytest
 
-from verifiers.problems import (
+from svs.verifiers.problems import (
     NearDuplicateIndex,
     ProblemCheckConfig,
     check_answer_leak,

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.records import Problem
-from trainer_bridge.exporters import ExportConfig, export_problems, prompt_text
-from trainer_bridge.formats import import_problems
+from svs.core.records import Problem
+from svs.trainer_bridge.exporters import ExportConfig, export_problems, prompt_text
+from svs.trainer_bridge.formats import import_problems
 
 pytestmark = pytest.mark.slow
 
@@ -44,7 +44,7 @@ def problems() -> list[Problem]:
 def tiny_model(problems, tmp_path_factory) -> Path:
     """A tiny chat model that answers `\\boxed{right}` or `\\boxed{wrong}` about half the
     time each, so GRPO groups have reward variance and a step changes the weights."""
-    from pipeline.policy.tiny import SIMPLE_CHAT_TEMPLATE, build_tiny_model, train_tiny_model
+    from svs.pipeline.policy.tiny import SIMPLE_CHAT_TEMPLATE, build_tiny_model, train_tiny_model
 
     config = ExportConfig()
     prompts = [prompt_text(p, config) for p in problems]
@@ -59,7 +59,7 @@ def tiny_model(problems, tmp_path_factory) -> Path:
 
 
 def _run_check(python: Path, script: str, *args: str, timeout: int = 600) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TOKENIZERS_PARALLELISM": "false",
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false",
            "RAY_USAGE_STATS_ENABLED": "0"}
     result = subprocess.run([str(python), str(CHECKS / script), *args], env=env,
                             capture_output=True, text=True, timeout=timeout)
@@ -86,8 +86,8 @@ def test_trl_grpo_trainer_trains_on_our_export_and_reward(problems, tiny_model, 
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import GRPOConfig, GRPOTrainer
 
-    from pipeline.rollouts import load_rollout_groups
-    from trainer_bridge.rewards import math_reward
+    from svs.pipeline.rollouts import load_rollout_groups
+    from svs.trainer_bridge.rewards import math_reward
 
     data = export_problems(problems, "trl", tmp_path / "train.parquet")
     assert import_problems(data) == problems
@@ -128,7 +128,7 @@ def test_trl_grpo_trainer_trains_on_our_export_and_reward(problems, tiny_model, 
 
 
 def test_verl_loads_our_parquet_and_scores_with_our_reward(problems, tiny_model, tmp_path):
-    from pipeline.rollouts import load_rollout_groups
+    from svs.pipeline.rollouts import load_rollout_groups
 
     python = _venv("verl")
     data = export_problems(problems, "verl", tmp_path / "train.parquet")
@@ -137,7 +137,7 @@ def test_verl_loads_our_parquet_and_scores_with_our_reward(problems, tiny_model,
     assert report["verl_version"] == "0.9.1"
     # the configuration lines of docs/trainers.md, composed by Hydra into verl's config
     assert report["dataset_class"] == "RLHFDataset"
-    assert report["reward_fn"] == ["trainer_bridge.rewards", "compute_score", {"timeout_s": 5}]
+    assert report["reward_fn"] == ["svs.trainer_bridge.rewards", "compute_score", {"timeout_s": 5}]
     assert report["ray_env"]["SVS_REWARD_WORKERS"] == "2"
     assert report["rows"] == len(problems)  # the overlong filter kept every row
     assert {"raw_prompt", "data_source", "reward_model", "extra_info"} <= set(report["item_keys"])

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from pipeline.records import Problem, Rollout, RolloutGroup, Verdict, problem_id
+from svs.core.records import Problem, Rollout, RolloutGroup, Verdict, problem_id
 
 
 def test_problem_id_is_stable_and_content_derived():

@@ -15,9 +15,9 @@ import time
 import pytest
 from typer.testing import CliRunner
 
-from flows.cli import app
-from pipeline.store import PromptStore
-from pipeline.store_files import FAULT_ENV
+from svs.flows.cli import app
+from svs.pipeline.store import PromptStore
+from svs.pipeline.store_files import FAULT_ENV
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROBLEMS = [(f"What is ${a} + {b}$?", str(a + b)) for a, b in
@@ -63,8 +63,8 @@ def refresh_args(workdir):
 
 
 def refresh_process(workdir, fault):
-    env = {**os.environ, **PLAIN, FAULT_ENV: fault, "PYTHONPATH": ROOT}
-    code = "import sys; from flows.cli import app; sys.argv[0] = 'svs'; app()"
+    env = {**os.environ, **PLAIN, FAULT_ENV: fault}
+    code = "import sys; from svs.flows.cli import app; sys.argv[0] = 'svs'; app()"
     return subprocess.Popen([sys.executable, "-c", code, *map(str, refresh_args(workdir))],
                             env=env, cwd=workdir, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
@@ -257,7 +257,7 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
 
 
 def test_run_key_is_stable_and_changes_with_every_input(workdir):
-    from flows.refresh_stages import RefreshRunConfig, run_key
+    from svs.flows.refresh_stages import RefreshRunConfig, run_key
 
     template = workdir / "template.txt"
     template.write_text("Solution: {solution}\nWrite the problem.\n")
@@ -281,8 +281,8 @@ def test_run_key_is_stable_and_changes_with_every_input(workdir):
 @pytest.mark.parametrize("point,outcome", [("before_rename", "published"),
                                            ("after_rename", "recovered")])
 def test_sigkill_during_the_first_import_then_import_again(workdir, point, outcome):
-    env = {**os.environ, FAULT_ENV: f"{point}:kill", "PYTHONPATH": ROOT}
-    code = "import sys; from flows.cli import app; sys.argv[0] = 'svs'; app()"
+    env = {**os.environ, FAULT_ENV: f"{point}:kill"}
+    code = "import sys; from svs.flows.cli import app; sys.argv[0] = 'svs'; app()"
     args = ["import", workdir / "problems.jsonl", "--store", workdir / "store", "--set", "demo"]
     killed = subprocess.run([sys.executable, "-c", code, *map(str, args)], env=env,
                             capture_output=True, text=True, timeout=120)

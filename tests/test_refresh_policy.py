@@ -1,8 +1,8 @@
 import pytest
 
-from pipeline import lineage
-from pipeline.records import Problem
-from pipeline.refresh import RefreshConfig, plan_refresh
+from svs.core.records import Problem
+from svs.pipeline import lineage
+from svs.pipeline.refresh import RefreshConfig, plan_refresh
 
 ORIGINALS = [Problem(f"What is {i} + {i}?", str(2 * i)) for i in range(1, 7)]
 
@@ -119,7 +119,7 @@ def test_config_checks_say_what_to_fix():
 
 
 def test_apply_weights_is_deterministic_and_matches_the_weights():
-    from pipeline.refresh import apply_weights
+    from svs.pipeline.refresh import apply_weights
 
     problems = [Problem(f"Q{i}?", str(i)) for i in range(2000)]
     weights = {p.id: 0.25 for p in problems[:1000]} | {problems[-1].id: 2.0}

@@ -9,7 +9,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 import pytest
 import torch
 
-from trainer_bridge.rewards import (
+from svs.trainer_bridge.rewards import (
     VERL_KEYS,
     compute_score,
     compute_score_batch,
@@ -18,7 +18,7 @@ from trainer_bridge.rewards import (
     response_of,
     reward_func,
 )
-from verifiers.grader import grade_batch
+from svs.verifiers.grader import grade_batch
 
 # (gold, completion, correct): real shapes of model output, each a past or likely bug.
 REGRESSION_TABLE = [
@@ -143,7 +143,7 @@ def test_trl_reward_logs_ids_and_answers_for_the_completions_table():
 
 
 def test_reward_pool_size_comes_from_the_environment(monkeypatch):
-    from trainer_bridge.rewards import WORKERS_ENV, reward_workers
+    from svs.trainer_bridge.rewards import WORKERS_ENV, reward_workers
 
     monkeypatch.delenv(WORKERS_ENV, raising=False)
     assert reward_workers() == 2
@@ -161,7 +161,7 @@ def _score_in_child(index: int) -> tuple[int, bool]:
 def test_compute_score_from_forked_worker_processes(verifier_grades):
     """Trainers call rewards from worker processes; a forked child must not reuse the
     parent's verifier workers (they are not its children): it starts its own pool."""
-    from trainer_bridge.rewards import reward_pool
+    from svs.trainer_bridge.rewards import reward_pool
 
     parent_pool = reward_pool()
     assert compute_score("svs", "\\boxed{1/2}", "0.5")["acc"] is True

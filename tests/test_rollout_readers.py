@@ -5,7 +5,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from pipeline.rollouts import (
+from svs.pipeline.rollouts import (
     RolloutFileError,
     detect_format,
     expand_paths,

@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline import lineage
-from pipeline.records import Problem
-from pipeline.store import (
+from svs.core.records import Problem
+from svs.pipeline import lineage
+from svs.pipeline.store import (
     CorruptVersionError,
     NewVersion,
     PromptStore,
@@ -14,8 +14,8 @@ from pipeline.store import (
     StoreError,
     parse_version,
 )
-from pipeline.store_diff import diff_versions
-from pipeline.store_files import StoreFileError, reject_row
+from svs.pipeline.store_diff import diff_versions
+from svs.pipeline.store_files import StoreFileError, reject_row
 
 ORIGINALS = [Problem("What is 1+1?", "2"), Problem("What is 2+3?", "5", metadata={"tags": [1, "a"]}),
              Problem("Solve x+1=4.", "3")]

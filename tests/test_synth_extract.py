@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synthesizers.extract import MAX_PROBLEM_CHARS, extract_problem
+from svs.synthesizers.extract import MAX_PROBLEM_CHARS, extract_problem
 
 CASES = [
     # (output, expected text, expected method)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import pytest
 from tiny_models import TOY_TEMPLATE, one_torch_thread, toy_consistency, toy_seed
 
-from pipeline.policy.hf import HFPolicy
-from pipeline.records import Problem
-from synthesizers import registry
-from synthesizers.registry import Seed, SynthesizerSpec, get, names, register, synthesize
-from synthesizers.svs import SvSConfig
-from synthesizers.symbolic import SymbolicConfig, answer_text, find_math, seed_value
-from verifiers.consistency import verify_candidates
-from verifiers.grader import grade_batch
-from verifiers.problems import check_problem
+from svs.core.records import Problem
+from svs.pipeline.policy.hf import HFPolicy
+from svs.synthesizers import registry
+from svs.synthesizers.registry import Seed, SynthesizerSpec, get, names, register, synthesize
+from svs.synthesizers.svs import SvSConfig
+from svs.synthesizers.symbolic import SymbolicConfig
+from svs.verifiers.sympy_answers import answer_text, find_math, seed_value
+from svs.verifiers.consistency import verify_candidates
+from svs.verifiers.grader import grade_batch
+from svs.verifiers.problems import check_problem
 
 SYMBOLIC_SEEDS = [
     Seed(Problem("What is the value of $3 \\times 4 + 5$?", "17"), "12 + 5 = 17"),

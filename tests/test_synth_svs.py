@@ -13,11 +13,11 @@ from tiny_models import (
     toy_seed,
 )
 
-from pipeline.memorization import DiagnosisConfig, diagnose
-from pipeline.policy.hf import HFPolicy
-from pipeline.records import Problem, Rollout, RolloutGroup
-from synthesizers.registry import Seed, synthesize
-from synthesizers.svs import (
+from svs.core.records import Problem, Rollout, RolloutGroup
+from svs.pipeline.memorization import DiagnosisConfig, diagnose
+from svs.pipeline.policy.hf import HFPolicy
+from svs.synthesizers.registry import Seed, synthesize
+from svs.synthesizers.svs import (
     SvSConfig,
     candidates_from_outputs,
     cap_seeds,

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline import textsim
+from svs.verifiers import textsim
 
 WORDS = [f"w{i}" for i in range(60)] + ["frac", "x", "2", "3", "Ünï", "ß"]
 

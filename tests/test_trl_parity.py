@@ -20,9 +20,9 @@ import torch
 trl = pytest.importorskip("trl")
 transformers = pytest.importorskip("transformers")
 
-from trainer_bridge.grpo import MicroBatch, micro_batch_loss  # noqa: E402
-from trainer_bridge.grpo_config import GRPOConfig  # noqa: E402
-from trainer_bridge.losses import AGGREGATIONS, masked_mean  # noqa: E402
+from svs.trainer_bridge.grpo import MicroBatch, micro_batch_loss  # noqa: E402
+from svs.trainer_bridge.grpo_config import GRPOConfig  # noqa: E402
+from svs.trainer_bridge.losses import AGGREGATIONS, masked_mean  # noqa: E402
 
 B, P, C, VOCAB = 6, 5, 7, 50
 
@@ -39,7 +39,7 @@ def _tiny_model():
 
 
 def _tokenizer():
-    from pipeline.policy.tiny import train_tokenizer
+    from svs.pipeline.policy.tiny import train_tokenizer
 
     return train_tokenizer(["0 1 2 3 4 5 6 7 8 9 + ="] * 4, vocab_size=260)
 

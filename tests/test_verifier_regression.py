@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.grader import VerifierPool
+from svs.verifiers.grader import VerifierPool
 
 TABLE = Path(__file__).parent / "data" / "verifier_regression.jsonl"
 ROWS = [json.loads(line) for line in TABLE.read_text(encoding="utf-8").splitlines() if line]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from verifiers.grader import HARD_GRACE_S, VerifierPool, grade_batch
+from svs.verifiers.grader import HARD_GRACE_S, VerifierPool, grade_batch
 
 # An item that keeps math-verify busy far beyond the timeouts used here (it hits any soft
 # limit we set, see tests/test_hostile.py); its gold is used by no other item.

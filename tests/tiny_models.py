@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.policy.tiny import build_tiny_model, train_tiny_model
-from pipeline.records import Problem
-from synthesizers.registry import Seed
-from verifiers.consistency import ConsistencyConfig, solve_prompt
+from svs.core.records import Problem
+from svs.pipeline.policy.tiny import build_tiny_model, train_tiny_model
+from svs.synthesizers.registry import Seed
+from svs.verifiers.consistency import ConsistencyConfig, solve_prompt
 
 TOY_TEMPLATE = "Solution: {solution}\nWrite the problem.\n"
 # A short solve suffix: with the method's long one a model this small needs several

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from pipeline.policy.base import Policy
-from trainer_bridge.grpo_config import GRPOConfig
+from svs.pipeline.policy.base import Policy
+from svs.trainer_bridge.grpo_config import GRPOConfig
 
 
 def load_model(config: GRPOConfig) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.policy.loading import resolve_model_path
+    from svs.pipeline.policy.loading import resolve_model_path
 
     path = resolve_model_path(config.model)
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -26,12 +26,12 @@ def load_model(config: GRPOConfig) -> tuple[Any, Any]:
 
 def make_policy(config: GRPOConfig, model: Any, tokenizer: Any) -> Policy:
     if config.backend == "transformers":
-        from pipeline.policy.hf import HFPolicy
+        from svs.pipeline.policy.hf import HFPolicy
 
         return HFPolicy(model, tokenizer, batch_size=config.generation_batch_size)
     # In-process engine, so the learner can reach the model runner to push weights.
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-    from pipeline.policy.vllm import VLLMPolicy
+    from svs.pipeline.policy.vllm import VLLMPolicy
 
     return VLLMPolicy(config.model, seed=config.seed,
                       gpu_memory_utilization=config.vllm_memory_utilization,

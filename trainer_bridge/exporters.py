@@ -26,10 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import Problem
+from svs.core.constants import SOLVE_INSTRUCTION
+from svs.core.records import Problem
 
 # The solve instruction of the SvS paper's scripts, appended to every problem.
-DEFAULT_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+DEFAULT_INSTRUCTION = SOLVE_INSTRUCTION  # the method's solve instruction (svs.core.constants)
 FORMATS = ("verl", "trl", "openrlhf")
 # Suffixes each format may be written as; no suffix means a `datasets` folder
 # (`Dataset.save_to_disk`), which only TRL loads directly.

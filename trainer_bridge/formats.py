@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.records import Problem
-from trainer_bridge.exporters import DEFAULT_INSTRUCTION, FORMATS
+from svs.core.records import Problem
+from svs.trainer_bridge.exporters import DEFAULT_INSTRUCTION, FORMATS
 
 
 class TrainerFileError(ValueError):
@@ -35,7 +35,7 @@ class TrainerFileError(ValueError):
 def iter_rows(path: Path | str) -> Iterator[tuple[int, Mapping[str, Any]]]:
     """Yield (1-based row, row) from a .jsonl, .csv, .parquet or a `datasets` folder
     (`pipeline.importers.iter_table`, with this module's error type)."""
-    from pipeline.importers import ImportFileError, iter_table
+    from svs.pipeline.importers import ImportFileError, iter_table
 
     try:
         yield from iter_table(path)
@@ -177,13 +177,13 @@ def load_source(*, store: Path | str | None = None, set_name: str | None = None,
     if store is None or set_name is None:
         raise ValueError("say what to export: --store DIR --set NAME [--version vN], "
                          "or --problems FILE (native problem rows)")
-    from pipeline.store import PromptStore, StoreError, parse_version
+    from svs.pipeline.store import PromptStore, StoreError, parse_version
 
     prompt_store = PromptStore(store)
     if not prompt_store.exists(set_name):
         known = ", ".join(prompt_store.names()) or "none"
         raise StoreError(f"no prompt set {set_name!r} in {store} (sets there: {known})")
-    from pipeline.refresh import apply_weights
+    from svs.pipeline.refresh import apply_weights
 
     loaded = prompt_store.load(set_name, None if version is None else parse_version(version))
     # The version's sampling weights become what the trainer sees: a down-weighted

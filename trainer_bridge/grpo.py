@@ -34,24 +34,24 @@ from typing import Any
 
 import torch
 
-from pipeline.policy.base import Policy, SamplingParams
-from pipeline.records import Problem
-from trainer_bridge import losses
-from trainer_bridge.backends import load_model, make_policy, push_weights
-from trainer_bridge.checkpoint import (
+from svs.core.records import Problem
+from svs.pipeline.policy.base import Policy, SamplingParams
+from svs.trainer_bridge import losses
+from svs.trainer_bridge.backends import load_model, make_policy, push_weights
+from svs.trainer_bridge.checkpoint import (
     TrainingState,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
 )
-from trainer_bridge.grpo_config import GRPOConfig
-from trainer_bridge.prompt_source import (
+from svs.trainer_bridge.grpo_config import GRPOConfig
+from svs.trainer_bridge.prompt_source import (
     PromptSource,
     PromptVersion,
     heldout_from_config,
     source_from_config,
 )
-from trainer_bridge.streams import (
+from svs.trainer_bridge.streams import (
     ORIGINAL,
     RewardFn,
     Sample,
@@ -61,7 +61,7 @@ from trainer_bridge.streams import (
     synthesis_streams,
     verifier_reward,
 )
-from trainer_bridge.train_log import (
+from svs.trainer_bridge.train_log import (
     MetricsLog,
     Progress,
     StreamTotals,
@@ -255,18 +255,18 @@ def collect(policy: Policy, problems: Sequence[Problem], config: GRPOConfig, ste
 
 
 def svs_settings(config: GRPOConfig) -> SvSSettings:
-    from synthesizers.svs import SvSConfig
+    from svs.synthesizers.svs import SvSConfig
 
     template = SvSConfig(template_path=config.synthesis_template).template()
     check = None
     if config.synthesis_checks:
-        from verifiers.problems import ProblemCheckConfig, check_problem
+        from svs.verifiers.problems import ProblemCheckConfig, check_problem
 
         checks = ProblemCheckConfig()
         check = lambda text, answer: check_problem(text, answer, checks)  # noqa: E731
     answer_check = None
     if config.synthesis_sympy_check:
-        from verifiers.consistency import sympy_verdict as answer_check
+        from svs.verifiers.sympy_answers import sympy_verdict as answer_check
     return SvSSettings(
         check=check, answer_check=answer_check,
         template=template, seed_band=config.seed_band, synthesis_band=config.synthesis_band,
@@ -281,7 +281,7 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
              reward_fn: RewardFn) -> dict[str, float]:
     """Held-out pass@1 (mean accuracy), unbiased pass@k for k = 2, 4, ... eval_samples, and
     `eval/nll`: the mean negative log-likelihood of the sampled held-out tokens."""
-    from pipeline.diversity import pass_at_k, pass_at_k_ks
+    from svs.pipeline.diversity import pass_at_k, pass_at_k_ks
 
     n = config.eval_samples
     params = SamplingParams(n=n, temperature=config.eval_temperature, top_p=config.top_p,

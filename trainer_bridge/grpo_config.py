@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trainer_bridge.losses import ADVANTAGES, AGGREGATIONS
+from svs.core.constants import DEFAULT_SOLVE_TEMPLATE, PROBLEM_SLOT
+from svs.trainer_bridge.losses import ADVANTAGES, AGGREGATIONS
 
 MODES = ("refresh", "svs")
 BACKENDS = ("transformers", "vllm")
-SOLVE_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
-PROBLEM_SLOT = "{problem}"
 
 
 def _f(default: Any, text: str) -> Any:
@@ -57,7 +56,7 @@ class GRPOConfig:
     bf16_autocast: bool = _f(False, "Run the learner's forward passes under bfloat16 autocast "
                                     "(float32 weights and optimizer); recommended on GPUs.")
     device: str | None = _f(None, "Training device; None: cuda when available, else cpu.")
-    solve_template: str = _f("{problem}\n" + SOLVE_SUFFIX,
+    solve_template: str = _f(DEFAULT_SOLVE_TEMPLATE,
                              "Solve prompt; {problem} is replaced by the problem text.")
 
     # -- schedule ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pipeline.records import Problem
+from svs.core.records import Problem
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class StorePromptSource:
     """The current version of prompt set `name` in a `pipeline.store.PromptStore`."""
 
     def __init__(self, root: str | Path, name: str) -> None:
-        from pipeline.store import PromptStore
+        from svs.pipeline.store import PromptStore
 
         self.store = PromptStore(root)
         self.name = name

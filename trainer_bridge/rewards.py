@@ -38,7 +38,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from verifiers.grader import Grade, VerifierPool
+from svs.verifiers.grader import Grade, VerifierPool
 
 DEFAULT_TIMEOUT_S = 5.0
 WORKERS_ENV = "SVS_REWARD_WORKERS"

@@ -27,8 +27,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from pipeline.policy.base import Generation, Policy, SamplingParams
-from pipeline.records import Problem
+from svs.core.constants import PROBLEM_SLOT, SOLUTION_SLOT, fill_slot
+from svs.core.records import Problem
+from svs.pipeline.policy.base import Generation, Policy, SamplingParams
 
 ORIGINAL, SYNTHESIS, SYNTHETIC = "original", "synthesis", "synthetic"
 SOLVE_STREAMS = (ORIGINAL, SYNTHETIC)
@@ -39,7 +40,7 @@ RewardFn = Callable[[Sequence[str], Sequence[str]], list[float]]
 
 def verifier_reward(golds: Sequence[str], completions: Sequence[str]) -> list[float]:
     """1.0 when the sandboxed verifier finds the completion's answer equal to the gold."""
-    from verifiers.grader import grade_batch
+    from svs.verifiers.grader import grade_batch
 
     grades = grade_batch(list(zip(golds, completions, strict=True)))
     return [1.0 if grade.correct else 0.0 for grade in grades]
@@ -59,11 +60,6 @@ class Sample:
     logprobs: tuple[float, ...] = ()  # sampling log-probability of each completion token
 
 
-def fill_template(template: str, slot: str, value: str) -> str:
-    """Plain replacement: problem texts and solutions are full of braces."""
-    return template.replace(slot, value.strip())
-
-
 def _samples(stream: str, group: str, prompt_ids: Sequence[int], generations: Sequence[Generation],
              rewards: Sequence[float]) -> list[Sample]:
     return [Sample(stream, group, tuple(prompt_ids), g.token_ids, float(r),
@@ -81,7 +77,7 @@ def solve_stream(policy: Policy, problems: Sequence[Problem], *, stream: str, te
     if not problems:
         return [], []
     golds = [p.answer for p in problems] if golds is None else list(golds)
-    prompts = [fill_template(template, "{problem}", p.text) for p in problems]
+    prompts = [fill_slot(template, PROBLEM_SLOT, p.text) for p in problems]
     groups = policy.generate(prompts, params, progress=progress)
     flat_golds = [gold for gold, group in zip(golds, groups, strict=True) for _ in group]
     flat_texts = [g.text for group in groups for g in group]
@@ -129,12 +125,12 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
                       ) -> tuple[dict[str, list[Sample]], Counter]:
     """The `synthesis` and `synthetic` streams grown from `seeds`, and why outputs were
     rejected before solving (extraction failure, or `settings.check`'s verdict reason)."""
-    from synthesizers.extract import NO_PROBLEM, extract_problem
+    from svs.synthesizers.extract import NO_PROBLEM, extract_problem
 
     rejected: Counter = Counter()
     if not seeds:
         return {SYNTHESIS: [], SYNTHETIC: []}, rejected
-    prompts = [fill_template(settings.template, "{solution}", solution) for _, solution in seeds]
+    prompts = [fill_slot(settings.template, SOLUTION_SLOT, solution) for _, solution in seeds]
     outputs = policy.generate(prompts, settings.synthesis_params, progress=progress)
     # Every extracted problem is solved against its ORIGINAL's answer.
     variants: list[Problem] = []

@@ -15,12 +15,12 @@ is accepted when its solve rate lies in `band`, by default [1/8, 5/8] as in SvS:
 Before the solve rate, the sympy check (`sympy_check`, an svs addition): when sympy
 computes the seed's ORIGINAL problem to its reference answer (the problem is one
 arithmetic expression or one polynomial equation in one unknown,
-`synthesizers.symbolic.find_math`), the variant must compute to the same answer, else
+`svs.verifiers.sympy_answers.find_math`), the variant must compute to the same answer, else
 `sympy_mismatch`. A policy's solve rate alone cannot catch a variant that is wrong the
 same way the policy is ("Compute 3 + 4 * 5." kept with the answer 21): measured in the
 lab (docs/lab.md), ~95% of the variants a tiny policy accepted by solve rate were such.
 Word problems, whose numbers are not one expression, are left to the solve rate.
-The text is read by svs's own bounded parser (`synthesizers.mathparse`: no eval, no
+The text is read by svs's own bounded parser (`svs.verifiers.mathparse`: no eval, no
 sympify, power-size limits), never by sympy's string parser.
 
 Every reject keeps its candidate, its reason slug and a detail for people.
@@ -32,12 +32,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from pipeline.policy.base import Policy, SamplingParams
-from pipeline.records import Problem, Verdict
-from synthesizers.registry import Candidate
-from verifiers.problems import NearDuplicateIndex, ProblemCheckConfig, check_problem
-
-SOLVE_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
+from svs.core.constants import SOLVE_INSTRUCTION
+from svs.core.protocols import Policy, SamplingParams
+from svs.core.records import Candidate, Problem, Verdict
+from svs.verifiers.problems import NearDuplicateIndex, ProblemCheckConfig, check_problem
+from svs.verifiers.sympy_answers import sympy_verdict
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class ConsistencyConfig:
     top_p: float = field(default=1.0, metadata={"help": "Solve nucleus sampling mass."})
     max_new_tokens: int = field(default=1024, metadata={"help": "Token budget per solution."})
     seed: int | None = field(default=0, metadata={"help": "Solve sampling seed."})
-    solve_suffix: str = field(default=SOLVE_SUFFIX, metadata={
+    solve_suffix: str = field(default=SOLVE_INSTRUCTION, metadata={
         "help": "Appended to the problem text to make the solve prompt (the method's)."})
     grade_timeout_s: float = field(default=5.0, metadata={
         "help": "Per-answer time limit in the sandboxed grader."})
@@ -112,7 +111,7 @@ class Reject:
         }
 
 
-def solve_prompt(problem_text: str, suffix: str = SOLVE_SUFFIX) -> str:
+def solve_prompt(problem_text: str, suffix: str = SOLVE_INSTRUCTION) -> str:
     return f"{problem_text.strip()}\n{suffix}" if suffix else problem_text.strip()
 
 
@@ -151,73 +150,10 @@ def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],
     return verdicts
 
 
-MAX_COMPUTED_CHARS = 400  # longer texts are not single computations; not parsed at all
-
-
-def computed_value(text: str) -> Any:
-    """The number sympy computes for a problem that is one arithmetic expression or one
-    polynomial equation in one unknown with one solution, or None (anything else, or
-    unreadable)."""
-    from synthesizers.symbolic import find_math, seed_value
-
-    if len(text) > MAX_COMPUTED_CHARS:
-        return None
-    try:
-        span = find_math(text)
-        return seed_value(span) if span is not None else None
-    except Exception:  # noqa: BLE001 - hostile text: unreadable means "not computable"
-        return None
-
-
-def computed_answer(text: str) -> str | None:
-    """`computed_value` written as an answer (`synthesizers.symbolic.answer_text`)."""
-    from synthesizers.symbolic import answer_text
-
-    value = computed_value(text)
-    return answer_text(value) if value is not None else None
-
-
-def answer_value(answer: str) -> Any:
-    """The number a reference answer states (`7`, `0.5`, `\\frac{50}{3}`, `$-1/4$`), or None."""
-    from synthesizers.mathparse import parse_expression
-    from verifiers.answers import strip_gold
-
-    text = strip_gold(answer)
-    if len(text) > 64:
-        return None
-    try:
-        value = parse_expression(text)
-    except Exception:  # noqa: BLE001 - not a plain number: no basis for the check
-        return None
-    return value if value.is_number and value.is_finite else None
-
-
-def _same(a: Any, b: Any) -> bool | None:
-    return (a - b).is_zero  # exact for the rationals and integers mathparse yields
-
-
-def sympy_verdict(text: str, answer: str, original_text: str) -> Verdict:
-    """`sympy_mismatch` when sympy computes `original_text` to `answer` but `text` to
-    another number; ok otherwise (agreeing, or not a pure computation)."""
-    reference = answer_value(answer)
-    original = computed_value(original_text) if reference is not None else None
-    if original is None or _same(original, reference) is not True:
-        return Verdict(True, "ok", "the original is not a computation sympy checks")
-    value = computed_value(text)
-    if value is None:
-        return Verdict(True, "ok", "sympy cannot read the variant as one computation")
-    from synthesizers.symbolic import answer_text
-
-    if _same(value, reference) is False:
-        return Verdict(False, "sympy_mismatch", f"sympy computes the variant to "
-                                                f"{answer_text(value)}, not the reference {answer}")
-    return Verdict(True, "ok", f"sympy computes the variant to {answer_text(value)}")
-
-
 def solve_rates(problems: Sequence[Problem], policy: Policy,
                 config: ConsistencyConfig) -> list[tuple[int, int]]:
     """(correct, total) per problem: n_solves samples graded against `problem.answer`."""
-    from verifiers.grader import grade_batch
+    from svs.verifiers.grader import grade_batch
 
     if not problems:
         return []

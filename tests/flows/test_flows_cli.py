@@ -3,8 +3,8 @@
 import pytest
 from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
-from flows.cli import app
-from pipeline.store import PromptStore
+from svs.flows.cli import app
+from svs.pipeline.store import PromptStore
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 

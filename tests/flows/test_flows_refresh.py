@@ -5,9 +5,9 @@ import json
 import pytest
 from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
-from flows import refresh_stages
-from flows.refresh_flow import export_targets, refresh_flow
-from pipeline.store import PromptStore
+from svs.flows import refresh_stages
+from svs.flows.refresh_flow import export_targets, refresh_flow
+from svs.pipeline.store import PromptStore
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -55,7 +55,7 @@ def test_refresh_flow_publishes_exports_and_shows_artifacts(workdir):
 
 def test_flow_and_plain_mode_publish_the_same_version(workdir, tmp_path_factory):
     """One composition: the flow and `--no-prefect` run the same body, `refresh_steps`."""
-    from flows.refresh_flow import Steps, refresh_steps
+    from svs.flows.refresh_flow import Steps, refresh_steps
 
     run(workdir)
     flow_set = PromptStore(workdir / "store").load("demo")
@@ -121,7 +121,7 @@ def test_no_prefect_mode_runs_the_same_body_without_an_api(workdir, tmp_path_fac
     (the API URL points at a closed port)."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.refresh_flow import Steps, refresh_steps
+    from svs.flows.refresh_flow import Steps, refresh_steps
 
     run(workdir)
     other = tmp_path_factory.mktemp("no-prefect")
@@ -139,8 +139,8 @@ def test_no_prefect_mode_runs_the_same_body_without_an_api(workdir, tmp_path_fac
 
 
 def test_diagnosis_is_cached_on_its_inputs_and_code(tmp_path, monkeypatch):
-    import flows.refresh_flow as module
-    from flows.refresh_flow import diagnose_flow
+    import svs.flows.refresh_flow as module
+    from svs.flows.refresh_flow import diagnose_flow
 
     write_rollouts(tmp_path / "r.jsonl", step=9, seed=42)  # content no other test uses
     real, calls = refresh_stages.diagnose, []

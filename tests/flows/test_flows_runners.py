@@ -5,9 +5,9 @@ import random
 import pytest
 from flow_fixtures import write_rollouts
 
-from flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
-from pipeline.memorization import DiagnosisConfig, diagnose
-from pipeline.rollouts import load_rollout_groups
+from svs.flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
+from svs.pipeline.memorization import DiagnosisConfig, diagnose
+from svs.pipeline.rollouts import load_rollout_groups
 
 
 def problems(n):
@@ -51,7 +51,7 @@ def test_runner_config_checks():
 @pytest.mark.usefixtures("prefect_harness")
 def test_dask_runner_gives_the_same_diagnosis(dumps):
     pytest.importorskip("prefect_dask")
-    from flows.refresh_flow import diagnose_flow
+    from svs.flows.refresh_flow import diagnose_flow
 
     files = [str(dumps / "1.jsonl"), str(dumps / "2.jsonl")]
     expected = diagnose(load_rollout_groups(files), DiagnosisConfig()).to_json()
@@ -66,7 +66,7 @@ def test_dask_runner_gives_the_same_diagnosis(dumps):
 @pytest.mark.usefixtures("prefect_harness")
 def test_ray_runner_gives_the_same_diagnosis(dumps):
     pytest.importorskip("prefect_ray")
-    from flows.refresh_flow import diagnose_flow
+    from svs.flows.refresh_flow import diagnose_flow
 
     files = [str(dumps / "1.jsonl"), str(dumps / "2.jsonl")]
     expected = diagnose(load_rollout_groups(files), DiagnosisConfig()).to_json()

@@ -5,9 +5,9 @@ import json
 import pytest
 from grpo_toy import build_addition_model, one_torch_thread, write_problems  # noqa: F401
 
-import flows.selfplay_flow as selfplay_module
-from flows.selfplay_flow import load_rounds, selfplay_flow
-from pipeline.store import PromptStore
+import svs.flows.selfplay_flow as selfplay_module
+from svs.flows.selfplay_flow import load_rounds, selfplay_flow
+from svs.pipeline.store import PromptStore
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +18,8 @@ def toy(tmp_path_factory):
 
 
 def setup(tmp_path, toy):
-    from flows.store_commands import import_into_store
-    from pipeline.importers import ColumnMap
+    from svs.flows.store_commands import import_into_store
+    from svs.pipeline.importers import ColumnMap
 
     model, problems = toy
     store = PromptStore(tmp_path / "store")

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
-from flows.deploy import DeploymentSpec, build_deployments, load_specs, parse_interval
-from pipeline.store import PromptStore
+from svs.flows.deploy import DeploymentSpec, build_deployments, load_specs, parse_interval
+from svs.pipeline.store import PromptStore
 
 BIN = Path(sys.executable).parent
 
@@ -37,7 +37,7 @@ def test_intervals_and_spec_checks(tmp_path):
     with pytest.raises(ValueError, match="must be unique"):
         load_specs(path)
     deployment = build_deployments(load_specs_first(path))[0]
-    assert deployment.entrypoint == "flows.watch.watch_flow"
+    assert deployment.entrypoint == "svs.flows.watch.watch_flow"
     assert deployment.schedules[0].schedule.cron == "0 */6 * * *"
 
 

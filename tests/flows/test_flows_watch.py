@@ -7,7 +7,7 @@ import time
 import pytest
 from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
-from flows.watch import (
+from svs.flows.watch import (
     WatchLockedError,
     WatchStateError,
     load_state,
@@ -17,7 +17,7 @@ from flows.watch import (
     state_lock,
     watch_flow,
 )
-from pipeline.store import PromptStore
+from svs.pipeline.store import PromptStore
 
 
 def test_scan_finds_new_settling_and_changed_files(tmp_path):
@@ -107,7 +107,7 @@ def test_watch_without_a_store_diagnoses_new_files(workdir, monkeypatch):
     assert len(reports) == 1 and json.loads(reports[0].read_text())["totals"]["problems"] == 6
     # a failing run records nothing: the file stays new and the next run takes it
     write_rollouts(dumps / "6.jsonl", step=6)
-    import flows.refresh_flow as refresh_flow_module
+    import svs.flows.refresh_flow as refresh_flow_module
 
     def broken(*args, **kwargs):
         raise RuntimeError("cluster down")

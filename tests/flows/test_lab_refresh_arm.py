@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from flows.lab import LabConfig, bootstrap
-from flows.lab_experiment import ExperimentConfig, run_experiment
-from flows.selfplay_flow import round_rollouts
-from pipeline.curriculum import CurriculumConfig
-from trainer_bridge.grpo_config import GRPOConfig
+from svs.flows.lab.bootstrap import LabConfig, bootstrap
+from svs.flows.lab.curriculum import CurriculumConfig
+from svs.flows.lab.experiment import ExperimentConfig, run_experiment
+from svs.flows.selfplay_flow import round_rollouts
+from svs.trainer_bridge.grpo_config import GRPOConfig
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), solve_steps=2,
                  train_steps=3, batch_size=4, hidden_size=32, num_layers=1, num_heads=1,

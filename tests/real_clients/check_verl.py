@@ -7,7 +7,7 @@
    from it with the tiny tokenizer (overlong filter on, so a missing chat template would
    drop every row).
 2. verl's `get_custom_reward_fn` loads `compute_score` from that config
-   (`pkg://trainer_bridge.rewards`, `reward_kwargs`), and verl's `NaiveRewardManager` scores a correct and a wrong response for every
+   (`pkg://svs.trainer_bridge.rewards`, `reward_kwargs`), and verl's `NaiveRewardManager` scores a correct and a wrong response for every
    row, all requests at once on its event loop (so from several executor threads).
 3. verl's trainer writes those results as a `rollout_data_dir` dump.
 
@@ -38,7 +38,7 @@ def verl_config(parquet: str, work: Path):
     overrides = [
         f"data.train_files={parquet}",
         "data.prompt_key=prompt",
-        "reward.custom_reward_function.path=pkg://trainer_bridge.rewards",
+        "reward.custom_reward_function.path=pkg://svs.trainer_bridge.rewards",
         "reward.custom_reward_function.name=compute_score",
         "+reward.custom_reward_function.reward_kwargs.timeout_s=5",
         # quoted: Ray wants string env vars, Hydra would make 2 an int

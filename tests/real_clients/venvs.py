@@ -36,6 +36,8 @@ RECIPES: dict[str, list[list[str]]] = {
          "transformers>=5.5.3,<5.11,!=5.6.0", "datasets", "pillow", "numpy", "packaging",
          "pandas", "aiohttp", "codetiming", "torchdata", "peft", "cachetools", "uvicorn",
          "fastapi", "math-verify==0.9.0"],
+        # svs itself, from this checkout, without its dependencies (no PYTHONPATH).
+        ["--no-deps", "-e", str(REPO)],
     ],
     "openrlhf": [
         [TORCH],
@@ -43,6 +45,7 @@ RECIPES: dict[str, list[list[str]]] = {
         # PromptDataset needs the first four; the agent that loads reward_func, aiohttp.
         ["tqdm", "datasets", "pylatexenc", "transformers==5.15.0", "aiohttp",
          "math-verify==0.9.0"],
+        ["--no-deps", "-e", str(REPO)],
     ],
 }
 MARKER = ".svs-recipe.json"

@@ -23,18 +23,15 @@ from pathlib import Path
 
 import sympy
 
-from pipeline.records import Problem
-from synthesizers.registry import Seed
-from synthesizers.svs import PROMPTS, SOLUTION_SLOT, render_prompt
+from svs.core.constants import DEFAULT_SOLVE_TEMPLATE, PROBLEM_SLOT, SOLUTION_SLOT, fill_slot
+from svs.core.records import Problem, Seed
+from svs.synthesizers.svs import PROMPTS, render_prompt
 
 NAME = "svs-lab-curriculum"
 VERSION = 2  # bump when a template or a draw changes: cached policies key on it
 SOURCE = "curriculum"
 KINDS = ("add", "sub", "mul", "mixed", "linear")
 ARITHMETIC_KINDS = ("add", "sub", "mul", "mixed")
-SOLVE_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
-DEFAULT_SOLVE_TEMPLATE = "{problem}\n" + SOLVE_SUFFIX  # the GRPO learner's default
-PROBLEM_SLOT = "{problem}"
 X = sympy.Symbol("x")
 
 
@@ -182,7 +179,7 @@ def split(config: CurriculumConfig) -> tuple[list[CurriculumItem], list[Curricul
 
 
 def solve_prompt(config: CurriculumConfig, problem_text: str) -> str:
-    return config.solve_template.replace(PROBLEM_SLOT, problem_text)
+    return fill_slot(config.solve_template, PROBLEM_SLOT, problem_text)
 
 
 def synthesis_prompt(config: CurriculumConfig, item: CurriculumItem) -> str:

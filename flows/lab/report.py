@@ -15,7 +15,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from pipeline.report import _png
+from svs.pipeline.report import _png
 
 COLOURS = {"fixed": "#555555", "refresh": "#d62728", "svs": "#1f77b4"}
 SMOOTH = 5  # steps in the running mean drawn over the raw per-step curve
@@ -50,7 +50,7 @@ def _series(curve: list[dict[str, Any]], key: str) -> tuple[list[int], list[floa
 
 
 def _ks(record: dict[str, Any]) -> list[int]:
-    from flows.lab_experiment import pass_ks
+    from svs.flows.lab.experiment import pass_ks
 
     return pass_ks(record["start"])
 

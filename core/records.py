@@ -188,3 +188,47 @@ class RolloutGroup:
             raise ValueError("a RolloutGroup needs at least one rollout")
         first = rollouts[0]
         return cls(first.problem_id, first.prompt, first.answer, tuple(rollouts), step)
+
+
+@dataclass(frozen=True)
+class Seed:
+    """An original problem and one correct solution of it (a rollout's completion).
+
+    `rollout_ref` names the rollout the solution came from (e.g. "step=12/sample=3"),
+    so a synthesized problem can be traced back to it.
+    """
+
+    problem: Problem
+    solution: str
+    rollout_ref: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.solution, str):
+            raise TypeError("Seed.solution must be a string")
+        object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One synthesized problem before verification.
+
+    `problem` is the variant (lineage filled by `Problem.variant`) or None when nothing
+    usable came out, in which case `reason` says why (`no_problem_extracted`, ...).
+    `answer_proven` is True when the synthesizer proved the reference answer by
+    computation (symbolic rewrites); the policy's solve rate is then measured against
+    that answer, otherwise against the original's.
+    """
+
+    seed: Seed
+    problem: Problem | None
+    raw_output: str
+    synthesizer: str
+    reason: str | None = None
+    detail: str = ""
+    answer_proven: bool = False
+
+    def __post_init__(self) -> None:
+        if (self.problem is None) == (self.reason is None):
+            raise ValueError("a Candidate has either a problem or a failure reason, not both "
+                             "or neither")

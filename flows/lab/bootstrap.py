@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline import curriculum
-from pipeline.curriculum import CurriculumConfig, CurriculumItem
+from svs.flows.lab import curriculum
+from svs.flows.lab.curriculum import CurriculumConfig, CurriculumItem
 
 LAB_VERSION = 1  # bump when training or measuring changes: cached policies key on it
 RESULT_FILE = "lab.json"
@@ -134,9 +134,9 @@ def majority_baseline(train: list[CurriculumItem], heldout: list[CurriculumItem]
 def measure(policy: Any, config: LabConfig, train: list[CurriculumItem],
             heldout: list[CurriculumItem], *, progress: bool = False) -> dict[str, float]:
     """Greedy solve and synthesis metrics of `policy` on held-out items."""
-    from pipeline.policy.base import SamplingParams
-    from synthesizers.extract import extract_problem
-    from verifiers.grader import grade_batch
+    from svs.pipeline.policy.base import SamplingParams
+    from svs.synthesizers.extract import extract_problem
+    from svs.verifiers.grader import grade_batch
 
     cur = config.curriculum
     items = heldout[:config.n_eval] if config.n_eval else list(heldout)
@@ -176,8 +176,8 @@ def measure(policy: Any, config: LabConfig, train: list[CurriculumItem],
 def _build(config: LabConfig, folder: Path, progress: bool) -> dict[str, float]:
     import torch
 
-    from pipeline.policy.hf import HFPolicy
-    from pipeline.policy.tiny import build_tiny_model, train_tiny_model
+    from svs.pipeline.policy.hf import HFPolicy
+    from svs.pipeline.policy.tiny import build_tiny_model, train_tiny_model
 
     train, heldout = curriculum.split(config.curriculum)
     pairs = curriculum.training_pairs(config.curriculum, train)

@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from flows.lab import BootstrapResult
+from svs.flows.lab.bootstrap import BootstrapResult
 
 ARMS = ("fixed", "refresh", "svs")
 ARM_TITLES = {"fixed": "GRPO on the fixed set", "refresh": "GRPO + svs refresh",
@@ -113,7 +113,7 @@ class ExperimentConfig:
             raise ValueError(f"steps ({self.steps}) must be a multiple of refresh_every "
                              f"({self.refresh_every}) so that every arm trains the same steps")
         if "refresh" in self.arms:  # checked now, not at the first refresh minutes later
-            from flows.refresh_stages import RefreshRunConfig
+            from svs.flows.refresh_stages import RefreshRunConfig
 
             RefreshRunConfig.from_dict(refresh_settings(self))
 
@@ -141,7 +141,7 @@ def write_head(source: Path, target: Path, count: int) -> Path:
 def learner_config(arm: str, policy: BootstrapResult, config: ExperimentConfig,
                    out_dir: Path, progress: bool = False):
     """The learner's settings for one arm; prompts and held-out files under `out_dir`."""
-    from trainer_bridge.grpo_config import GRPOConfig
+    from svs.trainer_bridge.grpo_config import GRPOConfig
 
     common = dict(
         model=str(policy.model_dir), output_dir=str(out_dir / arm),
@@ -184,9 +184,9 @@ def import_prompt_set(store: Path, prompts: Path) -> None:
     """The fixed prompt set as v1 of an arm's own store (a fresh store per run)."""
     import shutil
 
-    from flows.store_commands import import_into_store
-    from pipeline.importers import ColumnMap
-    from pipeline.store import PromptStore
+    from svs.flows.store_commands import import_into_store
+    from svs.pipeline.importers import ColumnMap
+    from svs.pipeline.store import PromptStore
 
     if store.exists():
         shutil.rmtree(store)
@@ -210,11 +210,11 @@ def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
     torch.set_num_threads(1)
     try:
         if arm != "refresh":
-            from trainer_bridge.grpo import train
+            from svs.trainer_bridge.grpo import train
 
             train(learner)
             return []
-        from flows.selfplay_flow import selfplay_flow
+        from svs.flows.selfplay_flow import selfplay_flow
 
         rounds = selfplay_flow(train=learner.to_dict(),
                                rounds=config.steps // config.refresh_every,
@@ -231,8 +231,8 @@ def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,
 # ------------------------------------------------------------------------------ curves
 def memorized_count(rollouts: Path) -> int:
     """How many of the step's prompts the diagnosis labels memorized (default rule)."""
-    from pipeline.memorization import DiagnosisConfig, diagnose
-    from pipeline.rollouts import load_rollout_groups
+    from svs.pipeline.memorization import DiagnosisConfig, diagnose
+    from svs.pipeline.rollouts import load_rollout_groups
 
     groups = load_rollout_groups([rollouts])
     return sum(1 for p in diagnose(groups, DiagnosisConfig(keep_solutions="none")).problems
@@ -250,7 +250,7 @@ def read_metrics(arm_dir: Path) -> list[dict[str, Any]]:
 def arm_curve(arm_dir: Path, rounds: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per step: the lab's metrics from the learner's log and rollouts; refresh
     tokens are charged to the step the refresh followed."""
-    from trainer_bridge.grpo import rollouts_path
+    from svs.trainer_bridge.grpo import rollouts_path
 
     refresh_tokens = {r["step"]: int(r.get("generated_tokens", 0)) for r in rounds}
     curve, total = [], 0
@@ -279,10 +279,10 @@ def start_eval(policy: BootstrapResult, config: ExperimentConfig, out_dir: Path)
     """Held-out pass@k of the shared start policy (step 0), sampled as the learner does."""
     import torch
 
-    from trainer_bridge.backends import load_model, make_policy
-    from trainer_bridge.grpo import evaluate
-    from trainer_bridge.prompt_source import heldout_from_config
-    from trainer_bridge.streams import verifier_reward
+    from svs.trainer_bridge.backends import load_model, make_policy
+    from svs.trainer_bridge.grpo import evaluate
+    from svs.trainer_bridge.prompt_source import heldout_from_config
+    from svs.trainer_bridge.streams import verifier_reward
 
     learner = learner_config("fixed", policy, config, out_dir)
     threads = torch.get_num_threads()
@@ -381,7 +381,7 @@ def run_experiment(policy: BootstrapResult, config: ExperimentConfig | None = No
               "timing": {k: round(v, 1) for k, v in timing.items()}}
     (out / SUMMARY_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     if report:
-        from flows.lab_report import write_report
+        from svs.flows.lab.report import write_report
 
         write_report(record, out / "report.html")
     return record
@@ -390,7 +390,7 @@ def run_experiment(policy: BootstrapResult, config: ExperimentConfig | None = No
 def load_lab_config(path: str | Path | None) -> tuple[Any, ExperimentConfig]:
     """(LabConfig, ExperimentConfig) from a YAML file with sections `bootstrap:` (LabConfig
     fields, `curriculum:` nested) and `experiment:`; None: the embedded defaults."""
-    from flows.lab import LabConfig
+    from svs.flows.lab.bootstrap import LabConfig
 
     if path is None:
         return LabConfig(), ExperimentConfig()

@@ -1,0 +1,1 @@
+"""The miniature self-play lab: curriculum, bootstrap, experiment, report, its commands."""
