@@ -27,18 +27,20 @@ def field_help(cls: type) -> dict[str, str]:
     return {f.name: f.metadata.get("help", "") for f in dataclasses.fields(cls)}
 
 
-def from_mapping(cls: type[T], data: Mapping[str, Any] | None, what: str | None = None) -> T:
-    """Build `cls` from a mapping, naming any unknown key and listing the valid ones."""
+def from_mapping(cls: type[T], data: Mapping[str, Any] | None, what: str | None = None,
+                 where: str = "") -> T:
+    """Build `cls` from a mapping, naming any unknown key and listing the valid ones:
+    "unknown {what}(s) ['x']{where}; valid: a, b" (`what` defaults to "<cls> field")."""
+    what = what or f"{cls.__name__} field"
     if data is None:
         return cls()
     if not isinstance(data, Mapping):
-        raise ValueError(f"{what or cls.__name__}: expected a mapping of setting: value, got "
+        raise ValueError(f"{what}s{where} must be a mapping of setting: value, got "
                          f"{type(data).__name__}")
     known = [f.name for f in dataclasses.fields(cls) if f.init]
     unknown = sorted(set(data) - set(known))
     if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in {what or cls.__name__}; valid: "
-                         f"{', '.join(sorted(known))}")
+        raise ValueError(f"unknown {what}(s) {unknown}{where}; valid: {', '.join(sorted(known))}")
     return cls(**dict(data))
 
 

@@ -155,6 +155,20 @@ class Rollout:
     def graded(self, *, correct: bool, extracted: str | None, reason: str) -> Rollout:
         return replace(self, correct=correct, extracted=extracted, reason=reason)
 
+    def to_row(self) -> dict[str, Any]:
+        """The native rollout row (`svs.pipeline.rollouts.rollout_from_row` reads it back):
+        the required fields, the optional ones that are set, metadata keys alongside."""
+        row: dict[str, Any] = {"problem_id": self.problem_id, "prompt": self.prompt,
+                               "answer": self.answer, "completion": self.completion}
+        for key in ("step", "reward", "correct", "extracted", "reason"):
+            if getattr(self, key) is not None:
+                row[key] = getattr(self, key)
+        if self.token_logprobs is not None:
+            row["token_logprobs"] = list(self.token_logprobs)
+        for key, value in self.metadata.items():
+            row.setdefault(key, value)
+        return row
+
 
 @dataclass(frozen=True)
 class RolloutGroup:

@@ -22,11 +22,12 @@ import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
+from svs.core.config import Band, field_help, from_mapping, option
 from svs.core.records import RolloutGroup
 from svs.pipeline import diversity
 from svs.verifiers.textsim import grouped_oph_similarity, oph_signatures
@@ -39,35 +40,32 @@ HISTORY_KEYS = ("diversity/n", "diversity/solve_rate", "diversity/solution_diver
                 "diversity/effective_solutions")
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
 
 @dataclass(frozen=True)
 class DiagnosisConfig:
     """Thresholds of the memorization rule and how similarity is measured."""
 
-    solved_min_solve_rate: float = _help(
+    solved_min_solve_rate: float = option(
         0.85, "A problem counts as solved when at least this share of its rollouts is "
         "correct (14/16 or 7/8: 'nearly always', tolerating occasional slips).")
-    max_effective_solutions: float = _help(
+    max_effective_solutions: float = option(
         2.0, "Solved problems whose correct solutions form at most this effective number "
         "of distinct trajectories (exp of cluster-share entropy) are memorized.")
-    min_correct_for_collapse: int = _help(
+    min_correct_for_collapse: int = option(
         4, "Fewest correct rollouts needed to call a solved problem collapsed; below it "
         "the problem is solved_diverse with a reason saying the evidence is thin.")
-    cluster_threshold: float = _help(
+    cluster_threshold: float = option(
         0.4, "Word-3-gram Jaccard similarity at or above which two correct solutions are "
         "the same trajectory (light rewording measured at 0.45-0.8, different methods "
         "below 0.2 on the planted set).")
-    ngram: int = _help(3, "Words per shingle for solution similarity.")
-    num_bins: int = _help(128, "One-permutation-hashing bins per solution (power of two); "
+    ngram: int = option(3, "Words per shingle for solution similarity.")
+    num_bins: int = option(128, "One-permutation-hashing bins per solution (power of two); "
                           "more bins, less estimation noise (sd ~0.04 at 128).")
-    seed_band: tuple[float, float] = _help(
+    seed_band: tuple[float, float] = option(
         (0.125, 0.5), "Solve-rate band (inclusive) of learning problems marked as synthesis "
         "seeds: SvS's under-performing band, 1 to 4 of 8 correct.")
-    seed_memorized: bool = _help(False, "Also mark memorized problems as seeds.")
-    keep_solutions: str = _help(
+    seed_memorized: bool = option(False, "Also mark memorized problems as seeds.")
+    keep_solutions: str = option(
         "seeds", "Which problems keep their correct completions in the diagnosis: "
         "'seeds' (what synthesis needs), 'all', or 'none'.")
 
@@ -87,9 +85,8 @@ class DiagnosisConfig:
             raise ValueError(f"ngram must be >= 1, got {self.ngram}")
         if self.num_bins < 2 or self.num_bins & (self.num_bins - 1):
             raise ValueError(f"num_bins must be a power of two >= 2, got {self.num_bins}")
-        low, high = self.seed_band
-        if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"seed_band must be (low, high) with 0 <= low <= high <= 1, got {self.seed_band}")
+        object.__setattr__(self, "seed_band", Band.of(self.seed_band, "seed_band"))
+        high = self.seed_band.high
         if high >= self.solved_min_solve_rate:
             raise ValueError(f"seed_band's upper end ({high}) must be below solved_min_solve_rate "
                              f"({self.solved_min_solve_rate}): seeds are learning problems")
@@ -98,18 +95,11 @@ class DiagnosisConfig:
 
     @classmethod
     def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        return field_help(cls)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DiagnosisConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown DiagnosisConfig field(s) {sorted(unknown)}; valid: {sorted(known)}")
-        values = dict(data)
-        if "seed_band" in values:
-            values["seed_band"] = tuple(values["seed_band"])
-        return cls(**values)
+        return from_mapping(cls, data)
 
 
 @dataclass(frozen=True)
@@ -308,7 +298,7 @@ def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
     metrics["trend/steps"] = float(len(history))
     low, high = config.seed_band
     rate = metrics["diversity/solve_rate"]
-    is_seed = (label == LEARNING and low <= rate <= high) or (label == MEMORIZED and config.seed_memorized)
+    is_seed = (label == LEARNING and config.seed_band.contains(rate)) or (label == MEMORIZED and config.seed_memorized)
     if is_seed:
         reasons.append("seed: " + (f"solve rate in the SvS band [{low}, {high}]"
                                    if label == LEARNING else "memorized and seed_memorized is set"))

@@ -25,11 +25,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import networkx as nx
 
+from svs.core.config import from_mapping, option
 from svs.core.records import Problem, normalize_text
 from svs.pipeline import lineage
 from svs.pipeline.store_files import reject_row
@@ -38,45 +39,42 @@ MEMORIZED = "memorized"  # pipeline.memorization's label; kept here so this modu
 MEMORIZED_ACTIONS = ("downweight", "retire", "keep")
 
 
-def _help(default: Any, text: str) -> Any:
-    return field(default=default, metadata={"help": text})
-
 
 @dataclass(frozen=True)
 class RefreshConfig:
     """How a prompt set changes from one version to the next."""
 
-    memorized_action: str = _help(
+    memorized_action: str = option(
         "downweight", "What happens to a problem diagnosed as memorized: `downweight` "
         "(multiply its weight by memorized_weight; retire it once below "
         "retire_below_weight), `retire` (drop it now), `keep`. Down-weighting is the default "
         "because one diagnosis rests on a handful of rollouts (8 in SvS) and can be noise; "
         "with the other defaults a problem is retired the second time in a row it is "
         "memorized.")
-    memorized_weight: float = _help(
+    memorized_weight: float = option(
         0.25, "Factor a memorized problem's weight is multiplied by (in (0, 1)). A quarter "
               "keeps it in view of the trainer while its variants take over.")
-    retire_below_weight: float = _help(
+    retire_below_weight: float = option(
         0.1, "A down-weighted problem whose weight falls below this is retired "
              "(0.25 * 0.25 = 0.0625 < 0.1: retired on the second memorized diagnosis).")
-    max_variants_per_origin: int = _help(
+    max_variants_per_origin: int = option(
         8, "Active variants allowed per original problem. SvS samples 8 problems per seed; "
            "capping the family at 8 keeps one memorized original from crowding out the rest "
            "of the set.")
-    max_generation: int = _help(
+    max_generation: int = option(
         2, "Deepest generation allowed (1 = variants of originals only). Each synthesis "
            "step can drift from the original's distribution while keeping its answer; two "
            "steps allows variants of variants once, deeper chains are refused.")
-    max_synthetic_fraction: float = _help(
+    max_synthetic_fraction: float = option(
         0.5, "Largest share of synthetic problems in the set after adding variants (in "
              "[0, 1]). SvS trains on originals and synthetic problems side by side; keeping "
              "originals at least half anchors the set to the task users care about. Only new "
              "additions are limited; existing variants are not retired to restore the mix.")
-    target_size: int | None = _help(
+    target_size: int | None = option(
         None, "Largest number of problems in the new version (None: no limit). Additions "
               "past it are refused; if the set is already larger, the lowest-weight "
               "problems are retired (synthetic before original).")
-    dedupe_text: bool = _help(
+    dedupe_text: bool = option(
         True, "Refuse a variant whose normalized text equals an active problem's text "
               "(same question, different answer). Near-duplicates are caught earlier by "
               "verifiers/problems.py.")
@@ -107,11 +105,7 @@ class RefreshConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RefreshConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown refresh setting(s) {unknown}; valid: {sorted(known)}")
-        return cls(**data)
+        return from_mapping(cls, data, "refresh setting")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -51,3 +51,14 @@ def test_rollout_group_counts():
 
 def test_verdict_truthiness():
     assert Verdict(True, "ok") and not Verdict(False, "answer_leak", "the answer 7 is in the text")
+
+
+def test_rollout_row_round_trips_through_the_native_reader():
+    from svs.core.records import Rollout
+    from svs.pipeline.rollouts import rollout_from_row
+
+    rollout = Rollout("p-1", "What is 2+3?", "5", "so \\boxed{5}", step=3, reward=1.0,
+                      correct=True, token_logprobs=(-0.5, -0.25), metadata={"advantage": 0.5})
+    row = rollout.to_row()
+    assert row["advantage"] == 0.5 and "extracted" not in row
+    assert rollout_from_row(row) == rollout

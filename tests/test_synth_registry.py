@@ -12,10 +12,10 @@ from svs.synthesizers import registry
 from svs.synthesizers.registry import Seed, SynthesizerSpec, get, names, register, synthesize
 from svs.synthesizers.svs import SvSConfig
 from svs.synthesizers.symbolic import SymbolicConfig
-from svs.verifiers.sympy_answers import answer_text, find_math, seed_value
 from svs.verifiers.consistency import verify_candidates
 from svs.verifiers.grader import grade_batch
 from svs.verifiers.problems import check_problem
+from svs.verifiers.sympy_answers import answer_text, find_math, seed_value
 
 SYMBOLIC_SEEDS = [
     Seed(Problem("What is the value of $3 \\times 4 + 5$?", "17"), "12 + 5 = 17"),

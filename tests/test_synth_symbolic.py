@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from svs.core.records import Problem
 from svs.synthesizers.registry import Seed, synthesize
 from svs.synthesizers.symbolic import SymbolicConfig
-from svs.verifiers.sympy_answers import answer_text, find_math, seed_value
 from svs.verifiers.grader import grade_batch
 from svs.verifiers.mathparse import ParseError, parse_equation, parse_expression
+from svs.verifiers.sympy_answers import answer_text, find_math, seed_value
 
 ARITHMETIC = Problem("What is the value of $3 \\times 4 + 5$?", "17")
 LINEAR = Problem("Solve for $x$: $3x + 5 = 20$.", "5")

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from svs.core.config import Band
 from svs.core.constants import SOLVE_INSTRUCTION
 from svs.core.protocols import Policy, SamplingParams
 from svs.core.records import Candidate, Problem, Verdict
@@ -63,16 +64,12 @@ class ConsistencyConfig:
                 "its original to the reference answer (sympy_mismatch)."})
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "band", tuple(float(x) for x in self.band))
+        object.__setattr__(self, "band", Band.of(self.band, "band"))
         if isinstance(self.text_checks, Mapping):  # from a YAML/JSON config or asdict()
             object.__setattr__(self, "text_checks", ProblemCheckConfig(**self.text_checks))
         if not isinstance(self.text_checks, ProblemCheckConfig):
             raise TypeError(f"text_checks must be a ProblemCheckConfig or a mapping of its "
                             f"fields, got {type(self.text_checks).__name__}")
-        low, high = self.band if len(self.band) == 2 else (None, None)
-        if low is None or not 0 <= low <= high <= 1:
-            raise ValueError(f"band must be (low, high) with 0 <= low <= high <= 1, got "
-                             f"{self.band}")
         if self.n_solves < 1:
             raise ValueError(f"n_solves must be >= 1, got {self.n_solves}")
         if self.grade_timeout_s <= 0:
@@ -119,14 +116,14 @@ def band_verdict(n_correct: int, n: int, band: tuple[float, float]) -> Verdict:
     """Accept a solve rate inside the inclusive band; otherwise say which side."""
     if n < 1 or not 0 <= n_correct <= n:
         raise ValueError(f"need 0 <= n_correct <= n and n >= 1, got {n_correct}/{n}")
+    band = Band.of(band)
     rate = n_correct / n
-    detail = f"solved {n_correct}/{n} (rate {rate:.3f}, band [{band[0]:.3f}, {band[1]:.3f}])"
-    eps = 1e-9
-    if rate < band[0] - eps:
+    detail = f"solved {n_correct}/{n} (rate {rate:.3f}, band [{band.low:.3f}, {band.high:.3f}])"
+    if band.contains(rate):
+        return Verdict(True, "in_band", detail)
+    if rate < band.low:
         return Verdict(False, "unsolvable" if n_correct == 0 else "too_hard", detail)
-    if rate > band[1] + eps:
-        return Verdict(False, "too_easy", detail)
-    return Verdict(True, "in_band", detail)
+    return Verdict(False, "too_easy", detail)
 
 
 def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],

@@ -22,8 +22,9 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 
+from svs.core.config import field_help, option
 from svs.core.records import Verdict, normalize_text
 from svs.verifiers.answers import strip_gold
 from svs.verifiers.textsim import LSHIndex
@@ -33,34 +34,31 @@ _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)*$")
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
 
 
-def _help(default, text: str):
-    return field(default=default, metadata={"help": text})
-
 
 @dataclass(frozen=True)
 class ProblemCheckConfig:
     """Thresholds of the problem-text checks."""
 
-    min_chars: int = _help(20, "Shortest acceptable problem text, in characters.")
-    max_chars: int = _help(4000, "Longest acceptable problem text, in characters (competition "
+    min_chars: int = option(20, "Shortest acceptable problem text, in characters.")
+    max_chars: int = option(4000, "Longest acceptable problem text, in characters (competition "
                            "problems rarely pass 2,000).")
-    min_words: int = _help(4, "Fewest words a problem must have.")
-    leak_min_chars: int = _help(
+    min_words: int = option(4, "Fewest words a problem must have.")
+    leak_min_chars: int = option(
         3, "The gold answer counts as leaked when it appears verbatim in the text and is at "
         "least this long (short answers such as '2' or '10' occur by chance in honest problems); boxed "
         "answers and 'the answer is <gold>' are always leaks.")
-    near_duplicate_threshold: float = _help(
+    near_duplicate_threshold: float = option(
         0.8, "Word-3-gram Jaccard similarity at or above which a problem duplicates one of "
         "the corpus.")
-    ngram: int = _help(3, "Words per shingle for near-duplicate detection.")
-    num_perm: int = _help(128, "MinHash permutations of the near-duplicate index.")
-    bands: int = _help(32, "LSH bands (num_perm must be a multiple): more bands find lower "
+    ngram: int = option(3, "Words per shingle for near-duplicate detection.")
+    num_perm: int = option(128, "MinHash permutations of the near-duplicate index.")
+    bands: int = option(32, "LSH bands (num_perm must be a multiple): more bands find lower "
                        "similarities as candidates, at more candidate checks.")
-    min_letter_share: float = _help(
+    min_letter_share: float = option(
         0.3, "Least share of non-space characters that must be letters; below it the text is "
         "garbage (symbol soup, digit dumps).")
-    max_char_run: int = _help(40, "Longest run of one repeated character allowed.")
-    max_word_share: float = _help(
+    max_char_run: int = option(40, "Longest run of one repeated character allowed.")
+    max_word_share: float = option(
         0.3, "Largest share of all words one word may take (texts of >= 20 words); above it "
         "the text is a degenerate repetition.")
 
@@ -82,7 +80,7 @@ class ProblemCheckConfig:
 
     @classmethod
     def help(cls) -> dict[str, str]:
-        return {f.name: f.metadata.get("help", "") for f in fields(cls)}
+        return field_help(cls)
 
 
 OK = Verdict(True, "ok")
