@@ -4,8 +4,8 @@ The flow body reads like the diagram:
 
     load the set -> load rollouts -> diagnose -> synthesize -> verify -> plan -> publish -> export
 
-Every task is a thin wrapper over one stage function of `flows/refresh_stages.py`, so
-the CLI, a schedule and a watch run all do the same work. What Prefect adds:
+Every task is one stage function of `svs.pipeline.refresh_stages`, so the CLI, a
+schedule and a watch run all do the same work. What Prefect adds:
 
 - retries at the I/O edges only (reading the prompt set and the rollout files,
   publishing, exporting); a failed publish leaves the previous version current (the
@@ -33,11 +33,15 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import INPUTS, NO_CACHE, TASK_SOURCE
 
-from svs.flows import refresh_stages as stages
 from svs.flows.artifacts import publish_diagnosis_artifacts, publish_refresh_artifacts
 from svs.flows.runners import RunnerConfig, make_task_runner, merge_diagnoses, shard_groups
+from svs.pipeline import refresh_stages as stages
+from svs.trainer_bridge.formats import export_version
 
 NO_RESULT = {"cache_policy": NO_CACHE, "persist_result": False}
+# OSErrors that a second try cannot change.
+PERMANENT_OS_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+                       FileExistsError)
 
 
 @dataclass(frozen=True)
@@ -50,23 +54,19 @@ class RefreshOutcome:
 
 
 # ---------------------------------------------------------------------------- tasks
-@task(name="load-prompt-set", **NO_RESULT)
-def load_set(store_root: str, name: str, prompts: str | None, columns: Any):
-    from svs.pipeline.store import PromptStore
-
-    return stages.load_base(PromptStore(store_root), name,
-                            Path(prompts) if prompts else None, columns)
-
-
-@task(name="load-policy", **NO_RESULT)
-def load_policy(model: str | None, backend: str, needed: bool):
-    return stages.load_policy(model, backend, needed,
-                              "to generate rollouts or to synthesize/verify with it")
-
-
-@task(name="load-rollouts", **NO_RESULT)
-def load_rollouts(base: Any, rollouts: Sequence[str], policy: Any, config: Any):
-    return stages.rollout_groups(base, [Path(p) for p in rollouts], policy, config)
+# Each task is the pipeline's stage function itself (`svs.pipeline.refresh_stages`);
+# `Steps(prefect=False)` calls the same functions through `.fn`.
+load_set = task(stages.load_base, name="load-prompt-set", **NO_RESULT)
+load_policy = task(stages.load_policy, name="load-policy", **NO_RESULT)
+load_rollouts = task(stages.rollout_groups, name="load-rollouts", **NO_RESULT)
+seeds_from = task(stages.seeds_from, name="seeds", **NO_RESULT)
+synthesize = task(stages.synthesize, name="synthesize", **NO_RESULT)
+verify = task(stages.verify, name="verify", **NO_RESULT)
+plan = task(stages.plan, name="plan-next-version", **NO_RESULT)
+publish = task(stages.publish, name="publish", **NO_RESULT)
+export = task(export_version, name="export", **NO_RESULT)
+load_rollout_files = task(stages.rollout_files, name="load-rollout-files", **NO_RESULT)
+write_report = task(stages.write_report, name="write-report", **NO_RESULT)
 
 
 @task(name="diagnose-shard", cache_policy=INPUTS + TASK_SOURCE, persist_result=True,
@@ -89,60 +89,16 @@ def diagnosis_code_version() -> str:
     return digest.hexdigest()
 
 
-@task(name="seeds", **NO_RESULT)
-def seeds_from(base: Any, diagnosis: Any, config: Any):
-    return stages.seeds_from(base, diagnosis, config)
-
-
-@task(name="synthesize", **NO_RESULT)
-def synthesize(seeds: Sequence[Any], policy: Any, config: Any):
-    return stages.synthesize(seeds, policy, config)
-
-
-@task(name="verify", **NO_RESULT)
-def verify(candidates: Sequence[Any], policy: Any, base: Any, config: Any):
-    return stages.verify(candidates, policy, base, config)
-
-
-@task(name="plan-next-version", **NO_RESULT)
-def plan(store: Any, base: Any, accepted: Sequence[Any], diagnosis: Any, config: Any):
-    return stages.plan(store, base, accepted, diagnosis, config)
-
-
-@task(name="publish", **NO_RESULT)
-def publish(store: Any, base: Any, refresh_plan: Any, diagnosis: Any, rejects: Any,
-            config: Any, key: str):
-    return stages.publish(store, base, refresh_plan, diagnosis, rejects, config, key)
-
-
-@task(name="export", **NO_RESULT)
-def export(store: Any, name: str, version: int, targets: Mapping[str, str]) -> dict[str, str]:
-    from svs.trainer_bridge.exporters import export_problems
-    from svs.trainer_bridge.formats import load_source
-
-    problems, _ = load_source(store=store.root, set_name=name, version=version)
-    return {fmt: str(export_problems(problems, fmt, path)) for fmt, path in targets.items()}
-
-
-@task(name="load-rollout-files", **NO_RESULT)
-def load_rollout_files(rollouts: Sequence[str], skip_bad: bool, correct_column: str | None,
-                       timeout_s: float | None):
-    from svs.pipeline.rollouts import groups_from_rollouts
-    from svs.pipeline.rollouts import load_rollouts as read
-
-    loaded = read(list(rollouts), skip_bad=skip_bad, correct_column=correct_column,
-                  timeout_s=timeout_s, progress=True)
-    if not loaded.rollouts:
-        raise ValueError(f"no rollouts found in {', '.join(rollouts)}")
-    return groups_from_rollouts(loaded.rollouts), loaded.notes, loaded.skipped
-
-
-@task(name="write-report", **NO_RESULT)
-def write_report(diagnosis: Any, out: str) -> str:
-    from svs.pipeline.report import write_report as write
-
-    json_path, _ = write(diagnosis, out)
-    return str(json_path.parent)
+def retry_on_io_error(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry an I/O edge only for an error a retry can mend (a transient OSError); a
+    missing file, a bad set name or a config error fails at once with its one line."""
+    error = state.data if isinstance(state.data, BaseException) else None
+    if error is None:
+        try:
+            state.result()
+        except BaseException as raised:  # noqa: BLE001 - we only classify it
+            error = raised
+    return isinstance(error, OSError) and not isinstance(error, PERMANENT_OS_ERRORS)
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -162,8 +118,10 @@ def diagnose_on_runner(groups: Sequence[Any], config: Any, runner: RunnerConfig)
 
 
 def io_task(stage, retries: int, delay_s: float):
-    """`stage` with the flow's retry settings: used only for the I/O edges."""
-    return stage.with_options(retries=retries, retry_delay_seconds=delay_s)
+    """`stage` with the flow's retry settings: used only for the I/O edges, and only for
+    errors a retry can mend (`retry_on_io_error`)."""
+    return stage.with_options(retries=retries, retry_delay_seconds=delay_s,
+                              retry_condition_fn=retry_on_io_error)
 
 
 def export_targets(exports: Sequence[str], name: str, version: int) -> dict[str, str]:
@@ -239,7 +197,7 @@ def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] =
     diagnosis = None
     with prompt_store.lock(name, purpose="refresh"):
         steps.say("[1/8] prompt set")
-        base, how = steps.io(load_set, store, name, prompts,
+        base, how = steps.io(load_set, prompt_store, name, Path(prompts) if prompts else None,
                              ColumnMap(text=text_col, answer=answer_col))
         done = prompt_store.resume(name, key)
         if done is not None:
@@ -247,11 +205,11 @@ def refresh_steps(steps: Steps, store: str, name: str, rollouts: Sequence[str] =
             summary = stages.summarize(prompt_store.load(name, done.parent), done)
         else:
             steps.say(f"      {base.label} ({how}, {len(base.problems)} problems)")
-            policy = steps(load_policy, model, backend,
-                           settings.needs_policy(bool(rollout_paths)))
+            policy = steps(load_policy, model, backend, settings.needs_policy(bool(rollout_paths)),
+                           "to generate rollouts or to synthesize/verify with it")
             steps.say("[2/8] rollouts")
-            groups, unmatched = steps.io(load_rollouts, base, [str(p) for p in rollout_paths],
-                                         policy, settings.generate)
+            groups, unmatched = steps.io(load_rollouts, base, rollout_paths, policy,
+                                         settings.generate)
             steps.say(f"[3/8] diagnose ({runner_config.kind} runner)")
             diagnosis = steps.diagnose(groups, settings.diagnosis, runner_config)
             steps.say("[4/8] synthesize")

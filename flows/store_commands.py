@@ -4,17 +4,14 @@ lines, so the typer commands in `flows/cli.py` stay a few lines long."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from svs.pipeline import lineage
-from svs.pipeline.importers import ColumnMap, import_problems
+from svs.pipeline.importers import ColumnMap
 from svs.pipeline.store import (
     CorruptVersionError,
-    NewVersion,
     PromptStore,
     PublishResult,
     StoreError,
@@ -22,59 +19,27 @@ from svs.pipeline.store import (
     version_label,
 )
 from svs.pipeline.store_diff import diff_versions
+from svs.pipeline.store_import import import_table, publish_import
 
 TRAINER_FORMATS = ("verl", "trl", "openrlhf")
 IMPORT_FORMATS = ("table", *TRAINER_FORMATS)
 
 
-def read_problems(path: Path, fmt: str, columns: ColumnMap) -> tuple[list[Any], dict, int]:
-    """(problems, weights, duplicates dropped) from a table or a trainer file."""
+def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, columns: ColumnMap,
+                      add: bool) -> tuple[PublishResult, int, int]:
+    """Read a table or a trainer file and publish it (`svs.pipeline.store_import`)."""
     if fmt == "table":
-        result = import_problems(path, columns)
-        return result.problems, result.weights, result.duplicates
+        return import_table(store, name, path, columns, add)
     if fmt not in TRAINER_FORMATS:
         raise ValueError(f"unknown import format {fmt!r}; choose one of {', '.join(IMPORT_FORMATS)}")
     from svs.trainer_bridge.formats import import_problems as import_trainer_file
 
-    unique: dict[str, Any] = {}
     problems = import_trainer_file(path, fmt)
+    unique: dict[str, Any] = {}
     for problem in problems:
-        unique.setdefault(problem.id, problem)
-    return list(unique.values()), {}, len(problems) - len(unique)
-
-
-def import_into_store(store: PromptStore, name: str, path: Path, fmt: str, columns: ColumnMap,
-                      add: bool) -> tuple[PublishResult, int, int]:
-    """Publish a file's problems as a new set (v1), or with `add` as the next version of
-    an existing set (problems already in it are skipped). Returns the publish result,
-    the problems added and the duplicates skipped."""
-    problems, weights, duplicates = read_problems(path, fmt, columns)
-    key = hashlib.sha256(("import\x1f" + name + "\x1f" + "\x1f".join(p.id for p in problems))
-                         .encode()).hexdigest()
-    with store.lock(name, purpose="import"):
-        if store.current_or_none(name) is None:  # new, or its first publish died
-            graph = lineage.graph_for(problems, 1)
-            new = NewVersion(problems, graph, weights=weights, note=f"import {Path(path).name}")
-            return store.publish(name, new, parent=None, run_key=key), len(problems), duplicates
-        if not add:
-            raise StoreError(f"prompt set {name!r} already exists (current "
-                             f"{version_label(store.current(name))}); pass --add to publish the "
-                             f"file's problems as its next version, or choose another --set")
-        done = store.resume(name, key)
-        if done is not None:
-            return done, 0, duplicates
-        base = store.load(name)
-        known = {p.id for p in base.problems}
-        fresh = [p for p in problems if p.id not in known]
-        graph = base.lineage.copy()
-        version = store.next_version(name)
-        lineage.add_problems(graph, fresh, version, allow_missing_parents=True)
-        lineage.mark_active(graph, (p.id for p in fresh))
-        new = NewVersion([*base.problems, *fresh], graph,
-                         weights={**base.weights, **{p.id: weights.get(p.id, 1.0) for p in fresh}},
-                         summary={"added": len(fresh)}, note=f"add {Path(path).name}")
-        result = store.publish(name, new, parent=base.version, run_key=key)
-        return result, len(fresh), duplicates + len(problems) - len(fresh)
+        unique.setdefault(problem.id, problem)  # the first of equal problems is kept
+    return publish_import(store, name, path, list(unique.values()), {},
+                          len(problems) - len(unique), add)
 
 
 def versions_table(store: PromptStore, name: str) -> Table:

@@ -177,7 +177,7 @@ def test_the_documented_long_config_loads():
 
 def test_refresh_settings_are_a_valid_refresh_config():
     from svs.flows.lab.experiment import refresh_settings
-    from svs.flows.refresh_stages import RefreshRunConfig
+    from svs.pipeline.refresh_config import RefreshRunConfig
 
     config = ExperimentConfig(retire_below_weight=0.0, memorized_action="downweight",
                               synthesis_samples=4, seed=7)

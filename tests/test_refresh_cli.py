@@ -257,7 +257,8 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
 
 
 def test_run_key_is_stable_and_changes_with_every_input(workdir):
-    from svs.flows.refresh_stages import RefreshRunConfig, run_key
+    from svs.pipeline.refresh_config import RefreshRunConfig
+    from svs.pipeline.refresh_stages import run_key
 
     template = workdir / "template.txt"
     template.write_text("Solution: {solution}\nWrite the problem.\n")

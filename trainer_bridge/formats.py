@@ -191,3 +191,13 @@ def load_source(*, store: Path | str | None = None, set_name: str | None = None,
     # of (version, id) so the same version always exports the same rows.
     problems = apply_weights(loaded.problems, loaded.weights, seed=loaded.version)
     return problems, loaded.label
+
+
+def export_version(store: Any, name: str, version: int,
+                   targets: Mapping[str, str]) -> dict[str, str]:
+    """Export `name@v{version}` of a PromptStore to each {format: path}; returns what was
+    written (the refresh's last stage)."""
+    from svs.trainer_bridge.exporters import export_problems
+
+    problems, _ = load_source(store=store.root, set_name=name, version=version)
+    return {fmt: str(export_problems(problems, fmt, path)) for fmt, path in targets.items()}

@@ -113,7 +113,7 @@ class ExperimentConfig:
             raise ValueError(f"steps ({self.steps}) must be a multiple of refresh_every "
                              f"({self.refresh_every}) so that every arm trains the same steps")
         if "refresh" in self.arms:  # checked now, not at the first refresh minutes later
-            from svs.flows.refresh_stages import RefreshRunConfig
+            from svs.pipeline.refresh_config import RefreshRunConfig
 
             RefreshRunConfig.from_dict(refresh_settings(self))
 
@@ -184,13 +184,13 @@ def import_prompt_set(store: Path, prompts: Path) -> None:
     """The fixed prompt set as v1 of an arm's own store (a fresh store per run)."""
     import shutil
 
-    from svs.flows.store_commands import import_into_store
     from svs.pipeline.importers import ColumnMap
     from svs.pipeline.store import PromptStore
+    from svs.pipeline.store_import import import_table
 
     if store.exists():
         shutil.rmtree(store)
-    import_into_store(PromptStore(store), SET_NAME, prompts, "table", ColumnMap(), add=False)
+    import_table(PromptStore(store), SET_NAME, prompts, ColumnMap(), add=False)
 
 
 def run_arm(arm: str, policy: BootstrapResult, config: ExperimentConfig,

@@ -5,8 +5,9 @@ import json
 import pytest
 from flow_fixtures import REFRESH_CONFIG, write_rollouts
 
-from svs.flows import refresh_stages
+import svs.flows.refresh_flow as flow_module
 from svs.flows.refresh_flow import export_targets, refresh_flow
+from svs.pipeline import refresh_stages
 from svs.pipeline.store import PromptStore
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -76,7 +77,7 @@ def test_rerun_with_the_same_inputs_publishes_nothing(workdir):
 
 
 def test_publish_is_retried(workdir, monkeypatch):
-    real, calls = refresh_stages.publish, []
+    real, calls = flow_module.publish.fn, []
 
     def flaky(*args, **kwargs):
         calls.append(1)
@@ -84,7 +85,7 @@ def test_publish_is_retried(workdir, monkeypatch):
             raise OSError("disk hiccup")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(refresh_stages, "publish", flaky)
+    monkeypatch.setattr(flow_module.publish, "fn", flaky)
     outcome = run(workdir, io_retries=2)
     assert len(calls) == 3 and outcome.summary.version == 2
     assert PromptStore(workdir / "store").current("demo") == 2
@@ -98,7 +99,7 @@ def test_final_failure_leaves_the_previous_version_current(workdir, monkeypatch)
         raise OSError("store unreachable")
 
     run(workdir)  # v2 from the first rollouts
-    monkeypatch.setattr(refresh_stages, "publish", broken)
+    monkeypatch.setattr(flow_module.publish, "fn", broken)
     write_rollouts(workdir / "later.jsonl", step=4, seed=1)
     state = run(workdir, rollouts=[str(workdir / "later.jsonl")], io_retries=1,
                 return_state=True)
@@ -106,6 +107,18 @@ def test_final_failure_leaves_the_previous_version_current(workdir, monkeypatch)
     store = PromptStore(workdir / "store")
     assert store.current("demo") == 2 and store.versions("demo") == [1, 2]
     assert len(store.load("demo").problems) > 0
+
+
+def test_errors_a_retry_cannot_mend_are_not_retried(workdir, monkeypatch):
+    calls = []
+
+    def missing(*args, **kwargs):
+        calls.append(1)
+        raise FileNotFoundError("no such store folder")
+
+    monkeypatch.setattr(flow_module.publish, "fn", missing)
+    state = run(workdir, io_retries=3, return_state=True)
+    assert state.is_failed() and len(calls) == 1
 
 
 def test_export_targets_are_checked_before_work():

@@ -1,6 +1,6 @@
-"""The stages of a refresh, one plain function each; `flows/refresh_flow.refresh_steps`
-calls them in diagram order. Each takes what the previous one returned, so a Prefect flow can wrap
-every stage as a task without changing what it does.
+"""The stages of a refresh, one plain function each; `svs.flows.refresh_flow` calls them
+in diagram order (as Prefect tasks, or plainly with `--no-prefect`). Each takes what the
+previous one returned, so the flow wraps every stage as a task without changing it.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,136 +17,19 @@ from svs.core.constants import SOLVE_INSTRUCTION
 from svs.core.records import Problem, Rollout, RolloutGroup, normalize_text, problem_id
 from svs.pipeline.importers import ColumnMap
 from svs.pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
+from svs.pipeline.refresh_config import GenerateConfig, RefreshRunConfig
 from svs.pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
 from svs.pipeline.store_files import sha256_file
 
 
-def _section(cls: type, data: Any, name: str) -> Any:
-    if data is None:
-        return cls()
-    if not isinstance(data, Mapping):
-        raise ValueError(f"config section {name!r} must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in config section {name!r}; valid: "
-                         f"{sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
-
-
-@dataclass(frozen=True)
-class GenerateConfig:
-    """How rollouts are sampled when no rollout files are given."""
-
-    n: int = field(default=8, metadata={"help": "Rollouts per problem (SvS uses 8)."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    max_new_tokens: int = field(default=1024, metadata={"help": "Token budget per rollout."})
-    seed: int = field(default=0, metadata={"help": "Sampling seed."})
-
-    def __post_init__(self) -> None:
-        if self.n < 2:
-            raise ValueError(f"generate.n must be >= 2 (a diagnosis needs a spread of "
-                             f"rollouts per problem), got {self.n}")
-        if self.temperature < 0 or self.max_new_tokens < 1:
-            raise ValueError(f"generate needs temperature >= 0 and max_new_tokens >= 1, got "
-                             f"{self.temperature} and {self.max_new_tokens}")
-
-
-@dataclass(frozen=True)
-class RefreshRunConfig:
-    """Everything a refresh reads from its config file (YAML or JSON), section by section."""
-
-    refresh: RefreshConfig = field(default_factory=RefreshConfig, metadata={
-        "help": "How version N+1 is formed (pipeline.refresh.RefreshConfig)."})
-    diagnosis: Any = field(default=None, metadata={
-        "help": "pipeline.memorization.DiagnosisConfig; None: its defaults."})
-    synthesizers: tuple[str, ...] = field(default=("svs",), metadata={
-        "help": "Synthesizers run on the seeds, in order (synthesizers.registry names)."})
-    synthesizer_configs: Mapping[str, Any] = field(default_factory=dict, metadata={
-        "help": "Config per synthesizer name (the `svs:` / `symbolic:` sections); a "
-                "synthesizer without one runs with its defaults."})
-    consistency: Any = field(default=None, metadata={
-        "help": "verifiers.consistency.ConsistencyConfig; None: its defaults."})
-    generate: GenerateConfig = field(default_factory=GenerateConfig, metadata={
-        "help": "Rollout sampling when no rollout files are given."})
-
-    def __post_init__(self) -> None:
-        from svs.pipeline.memorization import DiagnosisConfig
-        from svs.synthesizers import registry
-        from svs.verifiers.consistency import ConsistencyConfig
-
-        if self.diagnosis is None:
-            object.__setattr__(self, "diagnosis", DiagnosisConfig())
-        if self.consistency is None:
-            object.__setattr__(self, "consistency", ConsistencyConfig())
-        object.__setattr__(self, "synthesizers", tuple(self.synthesizers))
-        if not self.synthesizers:
-            raise ValueError("synthesizers must name at least one (valid: "
-                             f"{', '.join(registry.names())})")
-        for name in self.synthesizers:
-            registry.get(name)  # KeyError listing the valid names
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RefreshRunConfig:
-        from svs.pipeline.memorization import DiagnosisConfig
-        from svs.synthesizers import registry
-        from svs.verifiers.consistency import ConsistencyConfig
-
-        known = {"refresh", "diagnosis", "synthesizers", "consistency", "generate",
-                 *registry.names()}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown config section(s) {unknown}; valid: {sorted(known)}")
-        names = data.get("synthesizers") or ["svs"]
-        names = [names] if isinstance(names, str) else list(names)
-        configs = {name: _section(registry.get(name).config_cls, data.get(name), name)
-                   for name in registry.names() if name in data or name in names}
-        return cls(refresh=_section(RefreshConfig, data.get("refresh"), "refresh"),
-                   diagnosis=_section(DiagnosisConfig, data.get("diagnosis"), "diagnosis"),
-                   synthesizers=tuple(names), synthesizer_configs=configs,
-                   consistency=_section(ConsistencyConfig, data.get("consistency"), "consistency"),
-                   generate=_section(GenerateConfig, data.get("generate"), "generate"))
-
-    @classmethod
-    def from_file(cls, path: Path | str | None) -> RefreshRunConfig:
-        if path is None:
-            return cls()
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise ValueError(f"cannot read config file {path}: {exc}") from exc
-        if not isinstance(data, Mapping):
-            raise ValueError(f"config file {path} must hold a mapping of sections")
-        try:
-            return cls.from_dict(data)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise ValueError(f"config file {path}: {exc}") from exc
-
-    def to_dict(self) -> dict[str, Any]:
-        out = {"refresh": asdict(self.refresh), "diagnosis": asdict(self.diagnosis),
-               "synthesizers": list(self.synthesizers), "consistency": asdict(self.consistency),
-               "generate": asdict(self.generate)}
-        for name, config in self.synthesizer_configs.items():
-            out[name] = asdict(config) if is_dataclass(config) else config
-        return out
-
-    def needs_policy(self, have_rollouts: bool) -> bool:
-        from svs.synthesizers import registry
-
-        return not have_rollouts or any(registry.get(n).needs_policy for n in self.synthesizers)
-
-
-# ------------------------------------------------------------------------------ stages
 def load_base(store: PromptStore, name: str, prompts: Path | None,
               columns: ColumnMap | None = None) -> tuple[PromptSet, str]:
     """The version to refresh: the set's current one, or `prompts` imported as v1 when
     the set does not exist yet. Returns the set and "stored" or "imported"."""
     if prompts is not None and store.current_or_none(name) is None:
-        from svs.flows.store_commands import import_into_store
+        from svs.pipeline.store_import import import_table
 
-        import_into_store(store, name, prompts, "table", columns or ColumnMap(), add=False)
+        import_table(store, name, prompts, columns or ColumnMap(), add=False)
         return store.load(name), "imported"
     if prompts is not None:
         return store.load(name), f"stored; --prompts {prompts} ignored, the set exists"
@@ -258,6 +141,27 @@ def generate_groups(problems: Sequence[Problem], policy: Any,
                                     token_logprobs=generation.token_logprobs))
         groups.append(RolloutGroup.from_rollouts(rollouts))
     return groups
+
+
+def rollout_files(rollouts: Sequence[str], skip_bad: bool, correct_column: str | None,
+                  timeout_s: float | None) -> tuple[list[RolloutGroup], list[str], list]:
+    """Groups from rollout files of any supported format, the reader's notes and the
+    malformed rows skipped (`svs diagnose` and the diagnose flow)."""
+    from svs.pipeline.rollouts import groups_from_rollouts, load_rollouts
+
+    loaded = load_rollouts(list(rollouts), skip_bad=skip_bad, correct_column=correct_column,
+                           timeout_s=timeout_s, progress=True)
+    if not loaded.rollouts:
+        raise ValueError(f"no rollouts found in {', '.join(map(str, rollouts))}")
+    return groups_from_rollouts(loaded.rollouts), loaded.notes, loaded.skipped
+
+
+def write_report(diagnosis: Any, out: str | Path) -> str:
+    """report.json + report.html of a diagnosis in `out`; returns the folder."""
+    from svs.pipeline.report import write_report as write
+
+    json_path, _ = write(diagnosis, out)
+    return str(json_path.parent)
 
 
 def diagnose(groups: Sequence[RolloutGroup], config: Any) -> Any:
