@@ -26,7 +26,7 @@ LABEL_COLOURS = {"memorized": "#d62728", "solved_diverse": "#2ca02c", "learning"
 MAX_LISTED = 50  # problems listed per label in the HTML
 
 
-def _png(figure: Figure) -> str:
+def figure_png(figure: Figure) -> str:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -171,7 +171,7 @@ def render_html(diagnosis: Diagnosis, *, title: str = "svs diagnosis") -> str:
     parts.append("</table>")
     for caption, figure in figures:
         parts.append(f"<div class='fig'><h3>{esc(caption)}</h3>"
-                     f"<img alt='{esc(caption)}' src='data:image/png;base64,{_png(figure)}'></div>")
+                     f"<img alt='{esc(caption)}' src='data:image/png;base64,{figure_png(figure)}'></div>")
     for label in ("memorized", "learning"):
         problems = sorted(diagnosis.by_label(label), key=lambda p: -p.metrics["diversity/solve_rate"])
         if not problems:

@@ -34,12 +34,9 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
-
-import networkx as nx
 
 from svs.core.records import Problem
 from svs.pipeline import lineage as lineage_mod
@@ -55,82 +52,17 @@ from svs.pipeline.store_files import (
 )
 from svs.pipeline.store_lock import SetLockedError as SetLockedError  # re-exported
 from svs.pipeline.store_lock import StoreError, exclusive
-
-SCHEMA = "svs-prompt-set/1"
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-
-
-class CorruptVersionError(StoreError):
-    """A stored version failed its checks; `file` names the damaged file."""
-
-    def __init__(self, folder: Path, file: str, why: str) -> None:
-        self.folder, self.file = folder, file
-        super().__init__(f"{folder / file} is corrupt: {why}. Restore it from a backup, or run "
-                         f"`svs rollback` to make an earlier version current.")
-
-
-class StaleParentError(StoreError):
-    """The version a publish was built on is no longer current."""
-
-
-@dataclass(frozen=True)
-class PromptSet:
-    """One stored version of a prompt set, as read back (checksums verified)."""
-
-    name: str
-    version: int
-    problems: tuple[Problem, ...]
-    weights: Mapping[str, float]
-    lineage: nx.DiGraph
-    manifest: Mapping[str, Any]
-    diagnosis: Mapping[str, Any] | None = None
-    rejects: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def parent(self) -> int | None:
-        return self.manifest.get("parent")
-
-    @property
-    def label(self) -> str:
-        return f"{self.name}@v{self.version}"
-
-    def weight(self, problem_id: str) -> float:
-        return self.weights.get(problem_id, 1.0)
-
-
-@dataclass(frozen=True)
-class NewVersion:
-    """What a publish writes. `weights` default to 1.0; `config` is recorded verbatim."""
-
-    problems: Sequence[Problem]
-    lineage: nx.DiGraph
-    weights: Mapping[str, float] = field(default_factory=dict)
-    diagnosis: Mapping[str, Any] | None = None
-    rejects: Sequence[Mapping[str, Any]] = ()
-    config: Mapping[str, Any] = field(default_factory=dict)
-    summary: Mapping[str, Any] = field(default_factory=dict)  # e.g. RefreshPlan.summary()
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class PublishResult:
-    name: str
-    version: int
-    parent: int | None
-    # "published": new folder; "adopted": a finished folder of this run_key left behind
-    # by a crash was made current; "already": this run_key's version is already current
-    outcome: str
-
-
-def version_label(version: int | None) -> str:
-    return "-" if version is None else f"v{version}"
-
-
-def parse_version(text: str | int) -> int:
-    match = re.fullmatch(r"v?(\d+)", str(text).strip())
-    if not match or int(match.group(1)) < 1:
-        raise StoreError(f"{text!r} is not a version; write it as v3 or 3")
-    return int(match.group(1))
+from svs.pipeline.store_types import (  # noqa: F401 - re-exported with the store
+    SCHEMA,
+    SET_NAME_PATTERN,
+    CorruptVersionError,
+    NewVersion,
+    PromptSet,
+    PublishResult,
+    StaleParentError,
+    parse_version,
+    version_label,
+)
 
 
 def _manifest_checksum(manifest: Mapping[str, Any]) -> str:
@@ -154,7 +86,7 @@ class PromptStore:
 
     # ---------------------------------------------------------------- paths and reads
     def set_dir(self, name: str) -> Path:
-        if not _NAME.match(name):
+        if not SET_NAME_PATTERN.match(name):
             raise StoreError(f"prompt set name {name!r} is not allowed: use letters, digits, "
                              f"'.', '_' or '-' (at most 100, not starting with a symbol)")
         return self.root / name

@@ -11,13 +11,8 @@ import pytest
 
 from svs.flows.lab.bootstrap import LabConfig, bootstrap
 from svs.flows.lab.curriculum import CurriculumConfig
-from svs.flows.lab.experiment import (
-    ExperimentConfig,
-    area_per_step,
-    load_lab_config,
-    run_experiment,
-    tail_mean,
-)
+from svs.flows.lab.experiment import ExperimentConfig, load_lab_config, run_experiment
+from svs.flows.lab.summary import area_per_step, tail_mean
 
 TINY = LabConfig(curriculum=CurriculumConfig(n_train=40, n_heldout=6), solve_steps=2,
                  train_steps=3, batch_size=4, hidden_size=32, num_layers=1, num_heads=1,

@@ -15,7 +15,8 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from svs.pipeline.report import _png
+from svs.flows.lab.summary import pass_ks
+from svs.pipeline.report import figure_png
 
 COLOURS = {"fixed": "#555555", "refresh": "#d62728", "svs": "#1f77b4"}
 SMOOTH = 5  # steps in the running mean drawn over the raw per-step curve
@@ -50,8 +51,6 @@ def _series(curve: list[dict[str, Any]], key: str) -> tuple[list[int], list[floa
 
 
 def _ks(record: dict[str, Any]) -> list[int]:
-    from svs.flows.lab.experiment import pass_ks
-
     return pass_ks(record["start"])
 
 
@@ -218,7 +217,7 @@ img {{ max-width: 100%; }}
 {config['seed']}; held-out pass@k on {config['n_eval']} unseen curriculum problems with
 {config['eval_samples']} samples each. Every number below is read from this run's
 summary.json. Dotted red lines: refresh rounds whose published version was trained on.</p>
-<img src="data:image/png;base64,{_png(curves_figure(record))}">
+<img src="data:image/png;base64,{figure_png(curves_figure(record))}">
 <h2>Summary</h2>
 {summary}
 <h2>The shared start (step 0)</h2>
