@@ -114,10 +114,10 @@ def test_problems_file_errors_name_the_line(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"text": "1+1=", "answer": "2"}\n{"text": "2+2=", "answer": 4\n')
-    with pytest.raises(ValueError, match=r"bad.jsonl:2: not valid JSON"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: invalid JSON"):
         load_problems_file(bad)
     bad.write_text('{"text": "1+1=", "answer": "2"}\n{"question": "2+2=", "answer": "4"}\n')
-    with pytest.raises(ValueError, match="row 2 needs a string 'text'"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:2: missing key 'text'"):
         load_problems_file(bad)
     csv = tmp_path / "p.csv"
     csv.write_text("text,answer\n1+1=,2\n")

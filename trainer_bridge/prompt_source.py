@@ -10,7 +10,6 @@ reads a half-published version because the store publishes by rename.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,34 +75,17 @@ class StorePromptSource:
 
 
 def load_problems_file(path: str | Path) -> list[Problem]:
-    """Problems from a .jsonl file (one object per line with text and answer) or .parquet."""
+    """Native problem rows (`Problem.to_row`) from a .jsonl or .parquet file, read by the
+    one native reader (`svs.trainer_bridge.formats.read_problems`); an empty file is an
+    error (a learner cannot sample from it)."""
+    from svs.trainer_bridge.formats import read_problems
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"problems file {path} does not exist")
-    rows = []
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = pq.read_table(path).to_pylist()
-    elif path.suffix == ".jsonl":
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not valid JSON ({error.msg})") from error
-    else:
+    if path.suffix not in (".jsonl", ".parquet"):
         raise ValueError(f"{path}: use a .jsonl or .parquet problems file")
-    problems = []
-    for number, row in enumerate(rows, start=1):
-        if not isinstance(row, dict) or not isinstance(row.get("text"), str) \
-                or not isinstance(row.get("answer"), (str, int, float)):
-            raise ValueError(f"{path}: row {number} needs a string 'text' and an 'answer'")
-        row = dict(row, answer=str(row["answer"]))
-        if isinstance(row.get("metadata"), str):
-            row["metadata"] = json.loads(row["metadata"] or "{}")
-        problems.append(Problem.from_row(row))
+    problems = read_problems(path)
     if not problems:
         raise ValueError(f"{path} holds no problems")
     return problems
