@@ -6,7 +6,14 @@ from pathlib import Path
 
 import typer
 
-from svs.flows.cli_common import SET_OPTION, STORE_ERRORS, STORE_OPTION, fail, runner_option
+from svs.flows.cli_common import (
+    SET_OPTION,
+    STORE_ERRORS,
+    STORE_OPTION,
+    fail,
+    runner_option,
+    user_errors_without_tracebacks,
+)
 
 
 def import_cmd(
@@ -133,7 +140,8 @@ def refresh(
         if no_prefect:
             outcome = refresh_steps(Steps(False, say=lambda line: err.print(line, highlight=False)), **arguments)
         else:
-            outcome = refresh_flow(**arguments)
+            with user_errors_without_tracebacks():
+                outcome = refresh_flow(**arguments)
         summary = outcome.summary
     except STORE_ERRORS as exc:
         fail(exc)

@@ -64,3 +64,32 @@ def test_svs_watch_processes_new_files(workdir):
     assert code == 2 and "does not exist" in " ".join(output.split())
     assert not (workdir / "missing").exists()
     assert not PromptStore(workdir / "store").exists("demo")
+
+
+def test_user_errors_under_prefect_keep_their_line_and_lose_the_traceback():
+    """A bad set name or a missing file is reported by the command itself as one line;
+    Prefect's failure logs keep their message but not a traceback. Other errors keep it."""
+    import io
+    import logging
+
+    from svs.flows.cli_common import user_errors_without_tracebacks
+    from svs.pipeline.store import StoreError
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    try:
+        with user_errors_without_tracebacks():
+            for error in (StoreError("no prompt set 'x'"), TypeError("a bug")):
+                try:
+                    raise error
+                except Exception:
+                    logger.error("Encountered exception during execution", exc_info=True)
+        logger.error("after", exc_info=(StoreError, StoreError("later"), None))
+    finally:
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert text.count("Traceback") == 1 and "TypeError: a bug" in text
+    assert "StoreError: no prompt set" not in text
+    assert "StoreError: later" in text  # outside the command, nothing is filtered
