@@ -10,10 +10,18 @@ rewards, advantages, forward/backward, optimizer step.
 
 The first `--warmup` steps of each are not timed. Runs go ours, TRL, ours (twice ours
 so a change in machine load shows up as a spread), medians are compared, and the ratio
-TRL / ours is printed (target >= 1: ours not slower).
+TRL / ours is printed (target >= 1: ours not slower) as the last line. Ours is the
+default objective as `svs train` runs it: GRPO advantages, ppo loss, the entropy ledger
+every optimizer step and the probe entropy every 5 steps.
+
+Before that line, each other objective's median s/step and its overhead over the
+default (same batch, one run each): the default without ledger and probe (the ledger's
+own cost), rloo, passk, clip_cov, kl_cov (needs 2 mini-batches: 2 optimizer steps and
+an old-log-prob pass), dg, ppo_epochs 2, and bf16 / fp16 policy precision (an extra
+fp32 old-log-prob pass; CPU autocast).
 
     python benchmarks/train_bench.py [--steps 20] [--warmup 3] [--threads 1] [--tokens 8]
-                                     [--sft-steps 100]
+                                     [--sft-steps 100] [--no-objectives]
 """
 
 from __future__ import annotations
@@ -26,6 +34,17 @@ import time
 from pathlib import Path
 
 PROMPTS_PER_STEP, GROUP = 8, 8
+OBJECTIVES = {
+    "no ledger, no probe": {"entropy_ledger": False, "probe_every": 0},
+    "advantage rloo": {"advantage": "rloo"},
+    "advantage passk (k=4)": {"advantage": "passk", "passk_k": 4},
+    "policy_loss clip_cov": {"policy_loss": "clip_cov"},
+    "policy_loss kl_cov (mini_batches 2)": {"policy_loss": "kl_cov", "mini_batches": 2},
+    "policy_loss dg": {"policy_loss": "dg"},
+    "ppo_epochs 2": {"ppo_epochs": 2},
+    "policy_precision bf16": {"policy_precision": "bf16"},
+    "policy_precision fp16": {"policy_precision": "fp16"},
+}
 
 
 def build_model(folder: Path, seed: int, sft_steps: int) -> Path:
@@ -39,7 +58,8 @@ def build_model(folder: Path, seed: int, sft_steps: int) -> Path:
     return train_tiny_model(folder, pairs, steps=sft_steps, batch_size=16, lr=3e-3, seed=seed)
 
 
-def run_ours(model: Path, problems: Path, out: Path, args) -> list[float]:
+def run_ours(model: Path, problems: Path, out: Path, args,
+             objective: dict | None = None) -> list[float]:
     from svs.trainer_bridge.grpo import train
     from svs.trainer_bridge.grpo_config import GRPOConfig
 
@@ -49,7 +69,8 @@ def run_ours(model: Path, problems: Path, out: Path, args) -> list[float]:
         prompts_per_step=PROMPTS_PER_STEP, group_size=GROUP, max_new_tokens=args.tokens,
         lr=1e-4, clip_low=0.2, clip_high=0.2, dual_clip=None, loss_aggregation="token-mean",
         micro_batch_size=PROMPTS_PER_STEP * GROUP, drop_zero_variance=False, device="cpu",
-        checkpoint_every=10_000, resume=False, progress=False, tensorboard=False)
+        checkpoint_every=10_000, resume=False, progress=False, tensorboard=False,
+        **(objective or {}))
     result = train(config)
     return [row["train/step_seconds"] for row in result.history[args.warmup:]]
 
@@ -97,6 +118,8 @@ def main() -> None:
     parser.add_argument("--sft-steps", type=int, default=100, help="Supervised warm-up steps "
                         "(the model then answers in ~2 tokens); 0 keeps random weights, so "
                         "every completion runs to --tokens.")
+    parser.add_argument("--no-objectives", action="store_true", help="Skip the per-objective "
+                        "overhead runs.")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,6 +131,9 @@ def main() -> None:
         ours_a = run_ours(model, problems, root / "ours-a", args)
         theirs = run_trl(model, problems, root / "trl", args)
         ours_b = run_ours(model, problems, root / "ours-b", args)
+        objectives = {} if args.no_objectives else {
+            name: statistics.median(run_ours(model, problems, root / f"obj-{i}", args, settings))
+            for i, (name, settings) in enumerate(OBJECTIVES.items())}
     ours = statistics.median(ours_a + ours_b)
     trl = statistics.median(theirs)
     print(f"batch {PROMPTS_PER_STEP} prompts x {GROUP} completions, <= {args.tokens} tokens, "
@@ -116,6 +142,9 @@ def main() -> None:
     print(f"svs learner : median {ours:.4f} s/step (run 1 {statistics.median(ours_a):.4f}, "
           f"run 2 {statistics.median(ours_b):.4f})")
     print(f"TRL GRPO    : median {trl:.4f} s/step")
+    for name, seconds in objectives.items():
+        print(f"  {name:<38}: median {seconds:.4f} s/step ({100 * (seconds / ours - 1):+.0f}% "
+              f"vs the default)")
     print(f"ratio TRL / svs = {trl / ours:.2f}  (target >= 1: svs not slower)")
 
 

@@ -1,9 +1,12 @@
 """The bundled GRPO learner, read top to bottom.
 
 One step: sample problems from the current prompt-set version -> roll out through the
-policy protocol -> rewards from the verifier -> group advantages -> `mini_batches`
-AdamW updates (gradient accumulation over micro-batches, gradient clipping) -> push the
-new weights to vLLM when it serves the rollouts -> metrics, held-out eval, checkpoint.
+policy protocol -> rewards from the verifier -> group advantages (`advantage`: grpo,
+dr_grpo, rloo, passk) -> `ppo_epochs` x `mini_batches` AdamW updates with the
+`policy_loss` (ppo, clip_cov, kl_cov, dg; `update.py`) -> push the new weights to vLLM
+when it serves the rollouts -> metrics and the entropy ledger (`ledger.py`: the
+covariance term every optimizer step, the probe set's exact entropy every
+`probe_every` steps), held-out eval, checkpoint.
 
 In `svs` mode the rollouts are online SvS's three streams (see `streams.py`), trained
 on together in one update, each stream's metrics logged under its own name.
@@ -16,20 +19,17 @@ zero-variance groups are dropped), identically in every mode. Everything random 
 seeded from (seed, step), so a run stopped and resumed from a checkpoint equals the
 uninterrupted run.
 
-Shapes: N sequences in a micro-batch, L = longest prompt + completion, T = L - start - 1
-scored positions, V vocabulary.
+Shapes: N_all samples of a step (all streams); `update.py` names the tensor shapes.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import random
 import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -45,12 +45,15 @@ from svs.trainer_bridge.checkpoint import (
     save_checkpoint,
 )
 from svs.trainer_bridge.grpo_config import GRPOConfig
+from svs.trainer_bridge.ledger import group_shares, mean_rows
+from svs.trainer_bridge.probe import probe_entropy, probe_samples
 from svs.trainer_bridge.prompt_source import (
     PromptSource,
     PromptVersion,
     heldout_from_config,
     source_from_config,
 )
+from svs.trainer_bridge.rollout_log import rollouts_path, write_rollouts
 from svs.trainer_bridge.streams import (
     ORIGINAL,
     RewardFn,
@@ -61,13 +64,14 @@ from svs.trainer_bridge.streams import (
     synthesis_streams,
     verifier_reward,
 )
-from svs.trainer_bridge.train_log import (
-    MetricsLog,
-    Progress,
-    StreamTotals,
-    mean_nll,
-    sample_metrics,
-)
+from svs.trainer_bridge.train_log import MetricsLog, Progress, mean_nll, sample_metrics
+from svs.trainer_bridge.update import MicroBatch, micro_batch_loss, stream_token_metrics, update
+
+__all__ = ["MicroBatch", "TrainResult", "evaluate", "micro_batch_loss", "push_weights",
+           "rollouts_path", "sample_problems", "train", "update"]
+
+
+LEDGER_FILE = "ledger.jsonl"  # one row per optimizer step: the entropy ledger
 
 
 @dataclass
@@ -75,140 +79,6 @@ class TrainResult:
     steps_done: int
     prompt_version: str
     history: list[dict[str, Any]] = field(default_factory=list)
-
-
-# -- tensors from samples ---------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MicroBatch:
-    input_ids: torch.Tensor  # (N, L) prompt + completion, right-padded
-    attention_mask: torch.Tensor  # (N, L)
-    mask: torch.Tensor  # (N, T) 1.0 where the target token is a completion token
-    start: int  # first position whose logits are needed (shortest prompt - 1)
-    advantages: torch.Tensor  # (N,)
-    streams: tuple[str, ...]
-
-
-def pack(samples: Sequence[Sample], advantages: torch.Tensor, pad_id: int,
-         device: torch.device) -> MicroBatch:
-    width = max(len(s.prompt_ids) + len(s.completion_ids) for s in samples)
-    start = min(len(s.prompt_ids) for s in samples) - 1
-    input_ids = torch.full((len(samples), width), pad_id, dtype=torch.long)  # (N, L)
-    attention = torch.zeros((len(samples), width), dtype=torch.long)  # (N, L)
-    completion = torch.zeros((len(samples), width))  # (N, L)
-    for row, sample in enumerate(samples):
-        prompt, answer = len(sample.prompt_ids), len(sample.completion_ids)
-        input_ids[row, :prompt + answer] = torch.tensor(sample.prompt_ids + sample.completion_ids)
-        attention[row, :prompt + answer] = 1
-        completion[row, prompt:prompt + answer] = 1.0
-    return MicroBatch(input_ids.to(device), attention.to(device),
-                      completion[:, start + 1:].to(device), start,
-                      advantages.to(device), tuple(s.stream for s in samples))
-
-
-def completion_logits(model: Any, batch: MicroBatch, bf16: bool = False) -> torch.Tensor:
-    """Logits that predict each token after position `start`: (N, T, V).
-
-    `bf16` runs the forward under bfloat16 autocast (weights stay float32)."""
-    keep = batch.input_ids.shape[1] - batch.start
-    with torch.autocast(batch.input_ids.device.type, dtype=torch.bfloat16, enabled=bf16):
-        out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                    logits_to_keep=keep)
-    return out.logits[:, :-1]  # (N, T, V): position start + t predicts token start + t + 1
-
-
-def targets(batch: MicroBatch) -> torch.Tensor:
-    return batch.input_ids[:, batch.start + 1:]  # (N, T)
-
-
-# -- the loss on one micro-batch (also what the TRL parity test checks) --------------------
-
-def micro_batch_loss(model: Any, batch: MicroBatch, config: GRPOConfig, *, units: Any,
-                     old_logprobs: torch.Tensor | None = None,
-                     ref_logprobs: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
-    """Scalar loss (already divided by the whole batch's `units`) and per-token stats."""
-    logits = completion_logits(model, batch, config.bf16_autocast)  # (N, T, V)
-    logprobs = losses.token_logprobs(logits, targets(batch))  # (N, T)
-    entropy = losses.entropy_from_logits(logits if config.entropy_coef else logits.detach())
-    old = logprobs.detach() if old_logprobs is None else old_logprobs
-    surrogate = losses.clipped_surrogate(logprobs, old, batch.advantages, config.clip_low,
-                                         config.clip_high, config.dual_clip)
-    per_token = surrogate.loss  # (N, T)
-    kl = None
-    if ref_logprobs is not None:
-        kl = losses.kl_k3(logprobs, ref_logprobs)  # (N, T)
-        per_token = per_token + config.kl_coef * kl
-    loss = losses.aggregate(config.loss_aggregation, per_token, batch.mask, units)
-    if config.entropy_coef:
-        loss = loss - config.entropy_coef * losses.aggregate(config.loss_aggregation, entropy,
-                                                             batch.mask, units)
-    stats = {"entropy": entropy.detach(), "clip_low": surrogate.clipped_low.float(),
-             "clip_high": surrogate.clipped_high.float(),
-             "dual_clip": surrogate.dual_clipped.float()}
-    if kl is not None:
-        stats["kl"] = kl.detach()
-    return loss, stats
-
-
-@torch.no_grad()
-def sequence_logprobs(model: Any, batches: Sequence[MicroBatch], bf16: bool) -> list[torch.Tensor]:
-    return [losses.token_logprobs(completion_logits(model, b, bf16), targets(b)) for b in batches]
-
-
-# -- one update ------------------------------------------------------------------------------
-
-def update(model: Any, optimizer: Any, scheduler: Any, samples: Sequence[Sample],
-           advantages: torch.Tensor, config: GRPOConfig, pad_id: int,
-           ref_model: Any = None) -> tuple[dict[str, float], StreamTotals]:
-    """`mini_batches` optimizer steps over `samples`; returns batch metrics and stream sums."""
-    device = next(model.parameters()).device
-    totals = StreamTotals()
-    metrics: dict[str, float] = defaultdict(float)
-    order = list(range(len(samples)))
-    minis = [order[i::config.mini_batches] for i in range(config.mini_batches)]
-    plans = []
-    for mini in (m for m in minis if m):
-        chunks = [mini[i:i + config.micro_batch_size]
-                  for i in range(0, len(mini), config.micro_batch_size)]
-        batches = [pack([samples[i] for i in chunk], advantages[chunk], pad_id, device)
-                   for chunk in chunks]
-        # Old log-probs come from the sampling policy, i.e. before the first update. With
-        # one mini-batch that IS the current policy: ratio 1, no extra forward pass.
-        none = [None] * len(batches)
-        olds = sequence_logprobs(model, batches, config.bf16_autocast) \
-            if config.mini_batches > 1 else none
-        refs = sequence_logprobs(ref_model, batches, config.bf16_autocast) \
-            if ref_model is not None else none
-        plans.append((batches, olds, refs))
-    for batches, olds, refs in plans:
-        units = sum(losses.AGGREGATIONS[config.loss_aggregation].units(b.mask) for b in batches)
-        optimizer.zero_grad(set_to_none=True)
-        for batch, old, ref in zip(batches, olds, refs, strict=True):
-            loss, stats = micro_batch_loss(model, batch, config, units=units,
-                                           old_logprobs=old, ref_logprobs=ref)
-            loss.backward()
-            metrics["train/loss"] += float(loss.detach()) / len(plans)
-            for row, stream in enumerate(batch.streams):
-                row_mask = batch.mask[row]
-                totals.add(stream, tokens=float(row_mask.sum()),
-                           **{k: float((v[row] * row_mask).sum()) for k, v in stats.items()})
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(),
-                                              config.max_grad_norm or float("inf"))
-        metrics["train/grad_norm"] += float(norm) / len(plans)
-        optimizer.step()
-        scheduler.step()
-        metrics["train/optimizer_steps"] += 1
-    metrics["train/lr"] = scheduler.get_last_lr()[0]
-    return dict(metrics), totals
-
-
-def stream_token_metrics(totals: StreamTotals) -> dict[str, float]:
-    metrics = {}
-    for stream in totals.sums:
-        for key in ("entropy", "clip_low", "clip_high", "dual_clip", "kl"):
-            if key in totals.sums[stream]:
-                metrics[f"train/{key}/{stream}"] = totals.ratio(stream, key, "tokens")
-    return metrics
 
 
 # -- rollouts --------------------------------------------------------------------------------
@@ -298,37 +168,6 @@ def evaluate(policy: Policy, heldout: Sequence[Problem], config: GRPOConfig, ste
     return metrics
 
 
-ROLLOUTS_FOLDER = "rollouts"
-
-
-def rollouts_path(output_dir: str, step: int) -> Path:
-    return Path(output_dir) / ROLLOUTS_FOLDER / f"step_{step:06d}.jsonl"
-
-
-def write_rollouts(output_dir: str, step: int, problems: Sequence[Problem],
-                   samples: Sequence[Sample]) -> Path:
-    """The step's original-stream rollouts as native rollout rows (pipeline.rollouts):
-    problem id, problem text, reference answer, completion, step, 0/1 reward as
-    `correct`, token log-probs. Written whole then renamed, so a reader (or a resumed
-    run rewriting the step) never sees half a file."""
-    by_group = {f"{ORIGINAL}:{p.id}": p for p in problems}
-    path = rollouts_path(output_dir, step)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    lines = []
-    for sample in samples:
-        problem = by_group.get(sample.group) if sample.stream == ORIGINAL else None
-        if problem is None:
-            continue
-        lines.append(json.dumps({
-            "problem_id": problem.id, "prompt": problem.text, "answer": problem.answer,
-            "completion": sample.text, "step": step, "reward": sample.reward,
-            "correct": sample.reward >= 1.0, "token_logprobs": list(sample.logprobs)}))
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 # -- the loop ----------------------------------------------------------------------------------
 
 def train(config: GRPOConfig, *, source: PromptSource | None = None,
@@ -367,10 +206,19 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
         start, version = state.step, state.prompt_version
         push_weights(policy, model)
     log = MetricsLog(config.output_dir, tensorboard=config.tensorboard, start_step=start)
+    ledger_log = MetricsLog(config.output_dir, tensorboard=False, start_step=start,
+                            filename=LEDGER_FILE) if config.entropy_ledger else None
     progress = Progress(config.progress, config.steps, start)
     svs = svs_settings(config) if config.mode == "svs" else None
     result = TrainResult(steps_done=start, prompt_version=version)
     prompts: PromptVersion | None = None
+    probe = []
+    if config.probe_every:
+        probe = probe_samples(probe_problems(config, heldout, source), config.solve_template,
+                              policy.encode, tokenizer)
+    last_probe = state.extra.get("probe_entropy") if checkpoint is not None else None
+    if probe and last_probe is None:
+        last_probe = probe_entropy(model, probe, pad_id, bf16=config.bf16_autocast)
     model.train()
     try:
         for step in range(start + 1, config.steps + 1):
@@ -385,28 +233,44 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
                                              config.prompts_per_step, step_seed(config, step))
             samples, collect_metrics = collect(policy, batch_problems, config, step, reward_fn, svs)
             metrics.update(collect_metrics)
-            if config.log_rollouts:
-                write_rollouts(config.output_dir, step, batch_problems, samples)
 
             rewards = torch.tensor([s.reward for s in samples])  # (N_all,)
             group_ids = torch.tensor(_group_index([s.group for s in samples]))  # (N_all,)
             advantages = losses.group_advantages(config.advantage, rewards, group_ids,
-                                                 config.advantage_eps)
-            flat = losses.zero_variance_groups(rewards, group_ids)
+                                                 config.advantage_eps, config.passk_k)  # (N_all,)
+            flat = losses.zero_variance_groups(rewards, group_ids)  # (N_all,) bool
             zero_groups: dict[str, set[str]] = defaultdict(set)
             for sample, is_flat in zip(samples, flat.tolist(), strict=True):
                 if is_flat:
                     zero_groups[sample.stream].add(sample.group)
             keep = [i for i, f in enumerate(flat.tolist()) if not (config.drop_zero_variance and f)]
+            if config.log_rollouts:
+                kept = set(keep)
+                write_rollouts(config.output_dir, step, batch_problems, samples,
+                               advantages.tolist(), [i in kept for i in range(len(samples))])
             metrics.update(sample_metrics(samples, zero_groups))
+            ledger_rows: list[dict[str, float]] | None = [] if ledger_log else None
             if keep:
+                generator = torch.Generator().manual_seed(step_seed(config, step, 5))
                 update_metrics, totals = update(
                     model, optimizer, scheduler, [samples[i] for i in keep], advantages[keep],
-                    config, pad_id, ref_model)
+                    config, pad_id, ref_model, generator=generator, ledger_rows=ledger_rows)
                 metrics.update(update_metrics)
                 metrics.update(stream_token_metrics(totals))
                 push_weights(policy, model)
             metrics["train/trained_samples"] = float(len(keep))
+            if ledger_log is not None:
+                metrics.update(group_shares([s.reward for s in samples],
+                                            [s.group for s in samples],
+                                            [s.stream for s in samples]))
+                metrics.update(mean_rows(ledger_rows))
+                for index, row in enumerate(ledger_rows):
+                    ledger_log.write(step, {"optimizer_step": index, **row})
+            if probe and step % config.probe_every == 0:
+                entropy = probe_entropy(model, probe, pad_id, bf16=config.bf16_autocast)
+                metrics["entropy/probe"] = entropy
+                metrics["entropy/probe_delta"] = entropy - last_probe
+                last_probe = entropy
             if heldout and config.eval_every and step % config.eval_every == 0:
                 metrics.update(evaluate(policy, heldout, config, step, reward_fn))
             metrics["train/step_seconds"] = time.perf_counter() - began
@@ -418,16 +282,32 @@ def train(config: GRPOConfig, *, source: PromptSource | None = None,
             progress.update(metrics)
             last = step == config.steps or step == stop_after
             if step % config.checkpoint_every == 0 or last:
+                extra = {"config": config.to_dict(), "probe_entropy": last_probe}
                 save_checkpoint(config.output_dir, model=model, tokenizer=tokenizer,
                                 optimizer=optimizer, scheduler=scheduler,
-                                state=TrainingState(step, version, {"config": config.to_dict()}),
+                                state=TrainingState(step, version, extra),
                                 keep=config.keep_checkpoints)
             if step == stop_after:
                 break
     finally:
         progress.close()
         log.close()
+        if ledger_log is not None:
+            ledger_log.close()
     return result
+
+
+def probe_problems(config: GRPOConfig, heldout: Sequence[Problem],
+                   source: PromptSource) -> list[Problem]:
+    """The fixed probe set: the first `probe_problems` of probe_file, else of the held-out
+    set, else of the prompt set's first version (sorted by id: the same for every arm)."""
+    if config.probe_file:
+        from svs.trainer_bridge.prompt_source import load_problems_file
+
+        return load_problems_file(config.probe_file)[:config.probe_problems]
+    if heldout:
+        return list(heldout)[:config.probe_problems]
+    return sorted(source.current().problems, key=lambda p: p.id)[:config.probe_problems]
 
 
 def _group_index(groups: Sequence[str]) -> list[int]:

@@ -8,7 +8,12 @@ Shapes: N completions (rows), T completion tokens (padded), V vocabulary.
   it); `dr_grpo` is r - mean (Liu et al., 2025, "Understanding R1-Zero-Like Training":
   dividing by the std up-weights near-solved and near-unsolved prompts). Groups are
   given by an id per row, so groups of different sizes (SvS's three streams) mix in
-  one batch. A group of one row has no baseline and gets advantage 0.
+  one batch. A group of one row has no baseline and gets advantage 0. `rloo` is
+  N/(N-1) * (r - mean), the leave-one-out baseline (Ahmadian et al., 2024; verl's
+  `compute_rloo_outcome_advantage`). `passk` is the pass@k advantage (Chen et al., 2025,
+  "Pass@k Training", RUCAIBox/Passk_Training): it rewards the group for containing a
+  correct answer among k draws, not each sample, so it does not push the policy onto
+  one mode. Every estimator takes (rewards, group_ids, eps, k).
 - Clipped surrogate with separate low / high clip ranges (clip-higher, DAPO: Yu et al.,
   2025) and dual-clip (Ye et al., 2020: for negative advantages the loss is capped at
   c * |A|, so a huge ratio on a bad token cannot blow up the update).
@@ -28,7 +33,8 @@ from dataclasses import dataclass
 
 import torch
 
-AdvantageFn = Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]
+# (rewards (N,), group ids (N,), eps, k) -> advantages (N,)
+AdvantageFn = Callable[[torch.Tensor, torch.Tensor, float, int], torch.Tensor]
 
 
 # -- registries ------------------------------------------------------------------------
@@ -74,7 +80,8 @@ def _group_stats(rewards: torch.Tensor, group_ids: torch.Tensor):
 
 
 @ADVANTAGES.register("grpo")
-def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float) -> torch.Tensor:
+def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6,
+                    k: int = 1) -> torch.Tensor:
     """(r - group mean) / (group std + eps); rows alone in their group get 0. Returns (N,)."""
     mean, std, count = _group_stats(rewards, group_ids)
     advantages = (rewards.to(torch.float64) - mean) / (std + eps)
@@ -82,17 +89,67 @@ def grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float) 
 
 
 @ADVANTAGES.register("dr_grpo")
-def dr_grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float) -> torch.Tensor:
-    """r - group mean (no std scaling; `eps` is unused). Returns (N,)."""
+def dr_grpo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6,
+                       k: int = 1) -> torch.Tensor:
+    """r - group mean (no std scaling; `eps` and `k` are unused). Returns (N,)."""
     mean, _, count = _group_stats(rewards, group_ids)
     advantages = rewards.to(torch.float64) - mean
     return torch.where(count > 1, advantages, torch.zeros_like(advantages)).to(rewards.dtype)
 
 
+@ADVANTAGES.register("rloo")
+def rloo_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6,
+                    k: int = 1) -> torch.Tensor:
+    """N / (N - 1) * (r - group mean) = r - mean of the OTHER rows (leave-one-out).
+    Unlike grpo there is no 1/std, so the lone failure of a 7/8 group gets -1.00, not
+    -2.47. Returns (N,)."""
+    mean, _, count = _group_stats(rewards, group_ids)
+    scale = count / (count - 1).clamp(min=1)
+    advantages = scale * (rewards.to(torch.float64) - mean)
+    return torch.where(count > 1, advantages, torch.zeros_like(advantages)).to(rewards.dtype)
+
+
+def _choose(n: torch.Tensor, k: int) -> torch.Tensor:
+    """C(n, k) elementwise for float64 n >= 0 (0 where n < k), via log-gamma."""
+    valid = n >= k
+    safe = torch.where(valid, n, torch.full_like(n, float(k)))
+    value = torch.exp(torch.lgamma(safe + 1) - torch.lgamma(torch.tensor(k + 1.0, dtype=n.dtype))
+                      - torch.lgamma(safe - k + 1))
+    return torch.where(valid, value, torch.zeros_like(n))
+
+
+@ADVANTAGES.register("passk")
+def passk_advantages(rewards: torch.Tensor, group_ids: torch.Tensor, eps: float = 1e-6,
+                     k: int = 1) -> torch.Tensor:
+    """The pass@k advantage of a group of N with N_neg wrong (reward < 0.5 is wrong):
+    R = 1 - C(N_neg, k) / C(N, k) (the group's pass@k), sigma = sqrt(R (1 - R)),
+    correct rows get (1 - R) / sigma, wrong rows (1 - R - C(N_neg - 1, k - 1) /
+    C(N - 1, k - 1)) / sigma; all 0 when N_neg < k (every k-subset passes) or sigma = 0.
+    k = 1 gives the grpo advantage with the population std. Returns (N,)."""
+    if k < 1:
+        raise ValueError(f"passk needs k >= 1, got {k}")
+    _, index = torch.unique(group_ids, return_inverse=True)  # (N,) in 0..G-1
+    groups = int(index.max()) + 1 if index.numel() else 0
+    wrong = (rewards < 0.5).to(torch.float64)
+    size = torch.zeros(groups, dtype=torch.float64).index_add_(0, index, torch.ones_like(wrong))
+    if groups and float(size.min()) < k:
+        raise ValueError(f"passk with k={k} needs every group to have >= k rows; the smallest "
+                         f"has {int(size.min())} (lower passk_k or raise group_size)")
+    negatives = torch.zeros(groups, dtype=torch.float64).index_add_(0, index, wrong)
+    n, n_neg = size[index], negatives[index]  # (N,)
+    pass_k = 1.0 - _choose(n_neg, k) / _choose(n, k)
+    sigma = torch.sqrt(pass_k * (1.0 - pass_k))
+    positive = (1.0 - pass_k) / sigma.clamp(min=eps)
+    negative = (1.0 - pass_k - _choose(n_neg - 1, k - 1) / _choose(n - 1, k - 1)) / sigma.clamp(min=eps)
+    advantages = torch.where(wrong > 0, negative, positive)
+    live = (n_neg >= k) & (sigma > 0)
+    return torch.where(live, advantages, torch.zeros_like(advantages)).to(rewards.dtype)
+
+
 def group_advantages(name: str, rewards: torch.Tensor, group_ids: torch.Tensor,
-                     eps: float = 1e-6) -> torch.Tensor:
-    """Advantages by estimator name ("grpo" or "dr_grpo")."""
-    return ADVANTAGES.get_or_raise(name)(rewards, group_ids, eps)
+                     eps: float = 1e-6, k: int = 1) -> torch.Tensor:
+    """Advantages by estimator name (`ADVANTAGES`: grpo, dr_grpo, rloo, passk)."""
+    return ADVANTAGES.get_or_raise(name)(rewards, group_ids, eps, k)
 
 
 def zero_variance_groups(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from svs.core.config import Band
 from svs.core.constants import PROBLEM_SLOT, SOLUTION_SLOT, fill_slot
 from svs.core.records import Problem
 from svs.pipeline.policy.base import Generation, Policy, SamplingParams
@@ -96,8 +97,8 @@ def solve_stream(policy: Policy, problems: Sequence[Problem], *, stream: str, te
 @dataclass(frozen=True)
 class SvSSettings:
     template: str  # synthesis prompt with a {solution} slot
-    seed_band: tuple[float, float]
-    synthesis_band: tuple[float, float]
+    seed_band: Band
+    synthesis_band: Band
     max_seeds: int | None
     synthesis_params: SamplingParams
     solve_params: SamplingParams
@@ -108,13 +109,15 @@ class SvSSettings:
 
 
 def select_seeds(problems: Sequence[Problem], rewards: Sequence[Sequence[float]],
-                 texts: Sequence[Sequence[str]], band: tuple[float, float],
+                 texts: Sequence[Sequence[str]], band: Band | tuple[float, float],
                  max_seeds: int | None) -> list[tuple[Problem, str]]:
-    """(problem, correct solution) for every correct rollout of an in-band problem."""
+    """(problem, correct solution) for every correct rollout of an in-band problem
+    (`Band.contains`: the boundary rule offline diagnosis uses too)."""
+    band = Band.of(band, "seed_band")
     seeds = []
     for problem, problem_rewards, problem_texts in zip(problems, rewards, texts, strict=True):
         solve_rate = sum(problem_rewards) / len(problem_rewards)
-        if band[0] <= solve_rate <= band[1]:
+        if band.contains(solve_rate):
             seeds += [(problem, text) for text, r in zip(problem_texts, problem_rewards,
                                                          strict=True) if r >= 1.0]
     return seeds if max_seeds is None else seeds[:max_seeds]
@@ -156,10 +159,10 @@ def synthesis_streams(policy: Policy, seeds: Sequence[tuple[Problem, str]], sett
     synthetic = [replace(s, group=f"{s.group}#{i // settings.solve_params.n}")
                  for i, s in enumerate(synthetic)]
     synthesis_rewards = [[0.0] * len(group) for group in outputs]
-    low, high = settings.synthesis_band
+    band = Band.of(settings.synthesis_band, "synthesis_band")
     for (seed_index, output_index), rewards in zip(owner, solve_rewards, strict=True):
         solve_rate = sum(rewards) / len(rewards)
-        synthesis_rewards[seed_index][output_index] = 1.0 if low <= solve_rate <= high else 0.0
+        synthesis_rewards[seed_index][output_index] = 1.0 if band.contains(solve_rate) else 0.0
     synthesis: list[Sample] = []
     for seed_index, (prompt, group) in enumerate(zip(prompts, outputs, strict=True)):
         synthesis += _samples(SYNTHESIS, f"{SYNTHESIS}:{seed_index}", policy.encode(prompt),

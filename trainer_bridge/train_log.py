@@ -1,7 +1,8 @@
 """Metrics of the GRPO learner: jsonl + TensorBoard, per-stream aggregation, progress bar.
 
 Names are namespaced `train/<metric>/<stream>` (e.g. `train/entropy/original`),
-`train/<metric>` for batch-wide numbers and `eval/pass@k` for held-out evaluation.
+`train/<metric>` for batch-wide numbers, `eval/pass@k` for held-out evaluation and
+`entropy/...` for the entropy ledger (`ledger.py`).
 Sums are NaN-safe: a stream with no tokens this step logs NaN, never a misleading 0.
 """
 
@@ -71,8 +72,9 @@ class MetricsLog:
     run are dropped, so the file reads like one uninterrupted run.
     """
 
-    def __init__(self, output_dir: str | Path, *, tensorboard: bool, start_step: int = 0) -> None:
-        self.path = Path(output_dir) / "metrics.jsonl"
+    def __init__(self, output_dir: str | Path, *, tensorboard: bool, start_step: int = 0,
+                 filename: str = "metrics.jsonl") -> None:
+        self.path = Path(output_dir) / filename
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
             kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
