@@ -7,19 +7,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from svs.core.constants import SOLVE_INSTRUCTION
-from svs.core.records import Problem, Rollout, RolloutGroup, normalize_text, problem_id
+from svs.core.records import Problem, Rollout, RolloutGroup, normalize_text
 from svs.pipeline.importers import ColumnMap
+from svs.pipeline.matching import match
 from svs.pipeline.refresh import RefreshConfig, RefreshPlan, plan_refresh
 from svs.pipeline.refresh_config import GenerateConfig, RefreshRunConfig
 from svs.pipeline.store import NewVersion, PromptSet, PromptStore, PublishResult
 from svs.pipeline.store_files import sha256_file
+
+logger = logging.getLogger(__name__)
 
 
 def load_base(store: PromptStore, name: str, prompts: Path | None,
@@ -80,41 +83,34 @@ def load_policy(model: str | None, backend: str, needed: bool, why: str) -> Any:
 def rollout_groups(base: PromptSet, rollouts: Sequence[Path], policy: Any,
                    config: GenerateConfig) -> tuple[list[RolloutGroup], int]:
     """Rollout groups keyed by the set's problem ids, and how many groups matched no
-    problem of the set (ignored). Read from files, or generated with the policy."""
+    problem of the set (left out of the diagnosis and reported with an example). Read
+    from files, or generated with the policy."""
     if rollouts:
-        from svs.pipeline.rollouts import load_rollout_groups
+        from svs.pipeline.rollouts import groups_from_rollouts, load_rollouts
 
-        groups = load_rollout_groups(list(rollouts), progress=True)
+        loaded = load_rollouts(list(rollouts), progress=True)
+        for warning in loaded.warnings:
+            logger.warning(warning)
+        groups = groups_from_rollouts(loaded.rollouts)
     else:
         groups = generate_groups(base.problems, policy, config)
-    matched, unmatched = match_groups(base.problems, groups)
-    if not matched:
+    result = match(base.problems, groups)
+    if not result.matched:
         raise ValueError(f"none of the {len(groups)} rollout groups belongs to a problem of "
                          f"{base.label}: match them by problem_id (the set's ids) or by the "
-                         f"problem text and answer")
-    return matched, unmatched
+                         f"problem text and answer. {result.unmatched_message(base.label)}")
+    if result.unmatched:
+        logger.warning(result.unmatched_message(base.label))
+    return result.matched, len(result.unmatched)
 
 
 def match_groups(problems: Sequence[Problem], groups: Sequence[RolloutGroup]
                  ) -> tuple[list[RolloutGroup], int]:
-    """Re-key groups to the set's ids: by id, then by (text, answer), then by text alone
-    after dropping the solve instruction a trainer appended."""
-
-    by_id = {p.id: p.id for p in problems}
-    by_text = {normalize_text(p.text): p.id for p in problems}
-    suffix = normalize_text(SOLVE_INSTRUCTION)
-    matched, unmatched = [], 0
-    for group in groups:
-        prompt = normalize_text(group.prompt)
-        if prompt.endswith(suffix):
-            prompt = prompt[: -len(suffix)].strip()
-        pid = (by_id.get(group.problem_id) or by_id.get(problem_id(group.prompt, group.answer))
-               or by_text.get(prompt))
-        if pid is None:
-            unmatched += 1
-        else:
-            matched.append(replace(group, problem_id=pid))
-    return matched, unmatched
+    """Re-key groups to the set's ids (`svs.pipeline.matching`: by id, by text, or by the
+    problem text inside a chat-templated prompt with the same answer); also the number
+    of groups that matched no problem."""
+    result = match(problems, groups)
+    return result.matched, len(result.unmatched)
 
 
 def generate_groups(problems: Sequence[Problem], policy: Any,

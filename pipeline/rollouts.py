@@ -4,20 +4,8 @@
 (`rollout_files`) and trainer dumps (`dumps`: verl, TRL), then grades the rows that carry
 no correctness with the sandboxed verifier.
 
-The native format is jsonl or parquet, one rollout per row:
-
-    problem_id: str      required
-    prompt: str          required (the problem text as shown to the policy)
-    answer: str          required (reference answer; numbers are accepted and stringified)
-    completion: str      required
-    step: int            optional
-    reward: float        optional
-    correct: bool        optional (if absent, the verifier grades the row)
-    token_logprobs: [float]  optional
-
-Reader errors name the file and the line (1-based line for jsonl, 1-based row for
-parquet). With `skip_bad=True` bad rows are counted and reported instead; good rows are
-never dropped either way.
+Reader errors name the file and the line; with `skip_bad=True` bad rows are counted and
+reported instead, and good rows are never dropped either way.
 """
 
 from __future__ import annotations
@@ -28,10 +16,12 @@ from pathlib import Path
 from svs.core.records import Rollout, RolloutGroup
 from svs.pipeline.dumps import (  # noqa: F401 - re-exported: the readers' one entry module
     FORMATS,
+    GROUP_KEY,
     LoadedRollouts,
     detect_format,
     dump_rollouts,
     expand_paths,
+    logging_gaps,
 )
 from svs.pipeline.rollout_files import (  # noqa: F401 - re-exported
     NATIVE_REQUIRED,
@@ -69,6 +59,9 @@ def load_rollouts(paths: list[Path | str] | Path | str, *, skip_bad: bool = Fals
             out.skipped.extend(read.skipped)
         else:
             dump_rollouts(path, fmt, skip_bad, correct_column, out)
+    if gap := logging_gaps(out.rollouts):
+        out.warnings.append(gap)
+    out.seen_rows.clear()
     ungraded = [i for i, r in enumerate(out.rollouts) if r.correct is None]
     if ungraded:
         grades = grade_batch([(out.rollouts[i].answer, out.rollouts[i].completion) for i in ungraded],
@@ -81,15 +74,18 @@ def load_rollouts(paths: list[Path | str] | Path | str, *, skip_bad: bool = Fals
             found = extract_answer(rollout.completion).answer
             if found is not None:
                 out.rollouts[i] = replace(rollout, extracted=found)
+    out.notes[:0] = [f"warning: {warning}" for warning in out.warnings]
     return out
 
 
 def groups_from_rollouts(rollouts: list[Rollout]) -> list[RolloutGroup]:
-    """One RolloutGroup per (problem_id, step), in order of first appearance."""
-    by_key: dict[tuple[str, int | None], list[Rollout]] = {}
+    """One RolloutGroup per (problem_id, step, verl GRPO group), in order of first
+    appearance (a verl V1 dump without ids keeps one group per prompt uuid of its uid)."""
+    by_key: dict[tuple[str, int | None, str | None], list[Rollout]] = {}
     for rollout in rollouts:
-        by_key.setdefault((rollout.problem_id, rollout.step), []).append(rollout)
-    return [RolloutGroup.from_rollouts(members, step=step) for (_, step), members in by_key.items()]
+        key = (rollout.problem_id, rollout.step, rollout.metadata.get(GROUP_KEY))
+        by_key.setdefault(key, []).append(rollout)
+    return [RolloutGroup.from_rollouts(members, step=step) for (_, step, _), members in by_key.items()]
 
 
 def load_rollout_groups(paths: list[Path | str] | Path | str, *, skip_bad: bool = False,

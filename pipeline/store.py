@@ -27,13 +27,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,41 @@ from svs.pipeline.store_types import (  # noqa: F401 - re-exported with the stor
     parse_version,
     version_label,
 )
+
+# ------------------------------------------------------------------ on-publish hooks
+# Called after a version became current by a publish (or by adopting a crashed run's
+# finished version), with a `PublishEvent`. The store knows nothing of who listens:
+# `svs.flows.events` registers the Prefect event `svs.prompt_set.published`. A failing
+# hook is logged, never raised: the version is already current.
+
+@dataclass(frozen=True)
+class PublishEvent:
+    root: str
+    name: str
+    version: int
+    parent: int | None
+    action: str  # "publish" or "adopt"
+    counts: Mapping[str, Any]  # problems, rejects, by source / synthesizer / generation
+
+
+_publish_hooks: list[Callable[[PublishEvent], None]] = []
+
+
+def on_publish(hook: Callable[[PublishEvent], None]) -> Callable[[], None]:
+    """Call `hook(event)` after every publish in this process; returns its remover.
+    Registering the same hook twice keeps one."""
+    if hook not in _publish_hooks:
+        _publish_hooks.append(hook)
+    return lambda: _publish_hooks.remove(hook) if hook in _publish_hooks else None
+
+
+def _notify(event: PublishEvent) -> None:
+    for hook in list(_publish_hooks):
+        try:
+            hook(event)
+        except Exception:  # a listener's failure must not undo or fail a finished publish
+            logging.getLogger(__name__).exception("on-publish hook %r failed for %s@v%d",
+                                                  hook, event.name, event.version)
 
 
 def _manifest_checksum(manifest: Mapping[str, Any]) -> str:
@@ -240,7 +277,8 @@ class PromptStore:
             fsync_dir(versions_dir)
             fault_point("after_rename")
             self._point(name, version, "publish", note or new.note)
-            return PublishResult(name, version, parent, "published")
+        self._announce(name, version, parent, "publish")
+        return PublishResult(name, version, parent, "published")
 
     def resume(self, name: str, run_key: str) -> PublishResult | None:
         """What a run with this key already published: "already" (it is current),
@@ -272,6 +310,7 @@ class PromptStore:
             self.verify(name, existing)
             self._point(name, existing, "adopt", f"finished {version_label(existing)} of run "
                                                  f"{run_key[:12]} left by a crash")
+            self._announce(name, existing, parent, "adopt")
             return PublishResult(name, existing, parent, "adopted")
         return None
 
@@ -292,6 +331,14 @@ class PromptStore:
             self.verify(name, to)
             self._point(name, to, "rollback", f"from {version_label(current)}")
             return current, to
+
+    def _announce(self, name: str, version: int, parent: int | None, action: str) -> None:
+        if not _publish_hooks:
+            return
+        manifest = self.manifest(name, version)
+        counts = {"problems": manifest.get("n_problems"), "rejects": manifest.get("n_rejects"),
+                  **manifest.get("counts", {})}
+        _notify(PublishEvent(str(self.root), name, version, parent, action, counts))
 
     def _point(self, name: str, version: int, action: str, note: str) -> None:
         folder = self.set_dir(name)

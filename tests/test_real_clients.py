@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from svs.core.records import Problem
+from svs.pipeline.matching import match
 from svs.trainer_bridge.exporters import ExportConfig, export_problems, prompt_text
 from svs.trainer_bridge.formats import import_problems
 
@@ -67,6 +68,16 @@ def _run_check(python: Path, script: str, *args: str, timeout: int = 600) -> dic
         raise AssertionError(f"{script} failed ({result.returncode}):\n"
                              f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _reward_server_proc():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("svs_reward_server_proc",
+                                                  CHECKS / "reward_server_proc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _venv(name: str) -> Path:
@@ -117,6 +128,10 @@ def test_trl_grpo_trainer_trains_on_our_export_and_reward(problems, tiny_model, 
     # TRL's completions log carries our problem ids and is grouped by svs's reader.
     completions = sorted((tmp_path / "run" / "completions").glob("completions_*.parquet"))
     assert completions
+    import pandas as pd
+
+    table = pd.read_parquet(completions[0])
+    assert set(table["svs_reward"]) == {"math_reward"} and set(table["mode"]) == {"train"}
     groups = load_rollout_groups(completions)
     ids = {p.id for p in problems}
     assert {g.problem_id for g in groups} <= ids
@@ -125,6 +140,106 @@ def test_trl_grpo_trainer_trains_on_our_export_and_reward(problems, tiny_model, 
     answers = {p.id: p.answer for p in problems}
     assert all(r.answer == answers[r.problem_id] for r in graded)
     assert all(r.correct == (r.extracted == r.answer) for r in graded)
+
+
+def _trl_args(out: Path, **overrides):
+    from trl import GRPOConfig
+
+    settings = dict(
+        output_dir=str(out), max_steps=2, learning_rate=1e-3, per_device_train_batch_size=16,
+        num_generations=4, max_completion_length=12, temperature=1.0, bf16=False, use_cpu=True,
+        gradient_checkpointing=False, report_to="none", logging_steps=1, save_strategy="no",
+        log_completions=True, seed=0, dataloader_num_workers=0)
+    return GRPOConfig(**{**settings, **overrides})
+
+
+def test_trl_with_a_format_and_an_accuracy_reward_is_diagnosed_by_accuracy(problems, tiny_model,
+                                                                           tmp_path):
+    """TRL's own `think_format_reward` and `accuracy_reward`, both 0/1: the diagnosis takes
+    the accuracy reward's solve rates (by name), not the first 0/1 column's."""
+    import pandas as pd
+    from datasets import load_dataset
+    from trl import GRPOTrainer
+    from trl.rewards import accuracy_reward, think_format_reward
+    from typer.testing import CliRunner
+
+    from svs.flows.cli import app
+
+    data = export_problems(problems, "trl", tmp_path / "train.parquet")
+    dataset = load_dataset("parquet", data_files=str(data), split="train")
+    trainer = GRPOTrainer(model=str(tiny_model), reward_funcs=[think_format_reward, accuracy_reward],
+                          args=_trl_args(tmp_path / "run", max_steps=3), train_dataset=dataset)
+    trainer.train()
+    folder = tmp_path / "run" / "completions"
+    table = pd.concat([pd.read_parquet(f) for f in sorted(folder.glob("*.parquet"))])
+    assert {"think_format_reward", "accuracy_reward"} <= set(table.columns)
+    assert set(table["think_format_reward"]) <= {0.0, 1.0} and set(table["accuracy_reward"]) <= {0.0, 1.0}
+
+    result = CliRunner().invoke(app, ["diagnose", str(folder), "--out", str(tmp_path / "report")],
+                                env={"SVS_NO_PREFECT": "1"})
+    assert result.exit_code == 0, result.output
+    assert "from reward 'accuracy_reward'" in result.output
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    rates = {(d["prompt"]): d["metrics"]["diversity/solve_rate"] for d in report["problems"]}
+    table["text"] = [m[0]["content"] for m in table["prompt"]]
+    latest = table[table["step"] == table.groupby("text")["step"].transform("max")]
+    expected = latest.groupby("text")["accuracy_reward"].mean().to_dict()  # label: latest step
+    assert rates.keys() == expected.keys() and rates == pytest.approx(expected)
+    # the format reward (the first 0/1 column) is 0 everywhere; the accuracy reward is not
+    assert set(table["think_format_reward"]) == {0.0} and table["accuracy_reward"].sum() > 0
+
+
+def test_trl_grpo_trainer_picks_up_a_version_published_mid_run(problems, tiny_model, tmp_path):
+    """A real `GRPOTrainer` on `trl_live_dataset`; the store publishes v2 after step 2; a
+    reward function records the `version` column and the prompts it receives."""
+    import networkx as nx
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
+
+    from svs.pipeline.lineage import add_problems
+    from svs.pipeline.store import NewVersion, PromptStore
+    from svs.trainer_bridge.live_sets import trl_live_dataset
+    from svs.trainer_bridge.rewards import async_math_reward
+
+    store = PromptStore(tmp_path / "store")
+    v1, v2 = problems[1:3], [problems[0], problems[3]]  # v2: an original and its variant
+    graph = nx.DiGraph()
+    add_problems(graph, v1, version=1)
+    store.publish("demo", NewVersion(v1, graph), parent=None)
+    seen: list[tuple[int, str, str]] = []  # (step, version, user text)
+
+    def recording_reward(completions, version, prompts, trainer_state, **kwargs):
+        seen.extend((trainer_state.global_step, v, p[-1]["content"])
+                    for v, p in zip(version, prompts, strict=True))
+        return [0.0] * len(completions)
+
+    class PublishAfterStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 2:
+                graph = nx.DiGraph()
+                add_problems(graph, v2, version=2)
+                store.publish("demo", NewVersion(v2, graph), parent=1)
+
+    trainer = GRPOTrainer(model=str(tiny_model), reward_funcs=[recording_reward, async_math_reward],
+                          args=_trl_args(tmp_path / "run", max_steps=6, shuffle_dataset=False,
+                                         log_completions=False),
+                          train_dataset=trl_live_dataset(tmp_path / "store", "demo"),
+                          callbacks=[PublishAfterStep2()])
+    trainer.train()
+
+    assert trainer.state.global_step == 6
+    # TRL awaited svs's async reward too: logged every step, answered with rewards
+    logged = [e for e in trainer.state.log_history if "rewards/async_math_reward/mean" in e]
+    assert len(logged) == 6 and all(0 <= e["rewards/async_math_reward/mean"] <= 1 for e in logged)
+    by_step = {}
+    for step, version, text in seen:
+        by_step.setdefault(step, set()).add((version, text))
+    assert sorted(by_step) == list(range(6))  # one generation batch per step
+    texts = {p.id: prompt_text(p, ExportConfig()) for p in problems}
+    assert by_step[0] | by_step[1] | by_step[2] <= {("demo@v1", texts[p.id]) for p in v1}
+    # accelerate reads one batch ahead: at most one batch of v1 after the publish
+    assert by_step[4] | by_step[5] <= {("demo@v2", texts[p.id]) for p in v2}
+    assert {text for _, text in by_step[4] | by_step[5]} == {texts[p.id] for p in v2}
 
 
 def test_verl_loads_our_parquet_and_scores_with_our_reward(problems, tiny_model, tmp_path):
@@ -149,11 +264,91 @@ def test_verl_loads_our_parquet_and_scores_with_our_reward(problems, tiny_model,
     assert report["scores"] == [1.0, 0.0] * len(problems)
     assert report["extra"]["problem_id"] == [p.id for p in problems for _ in range(2)]
     assert report["extra"]["reason"] == ["correct", "wrong"] * len(problems)
+    # `async def compute_score_async`, awaited by verl's reward manager, agrees
+    assert report["async"]["is_async"] is True
+    assert report["async"]["scores"] == report["scores"]
+    assert [e["problem_id"] for e in report["async"]["extra"]] == report["extra"]["problem_id"]
 
-    # verl's own dump is grouped by our ids, correctness from our `acc`
+    # the legacy trainer's dump carries our reward's keys: grouped by our ids, `acc`
     groups = load_rollout_groups(report["dump"])
     assert [g.problem_id for g in groups] == [p.id for p in problems]
     assert all(g.n == 2 and g.n_correct == 1 and g.step == 1 for g in groups)
+
+    # verl 0.9.1's default V1 trainer dumps exactly these keys, no reward extras
+    rows = [json.loads(line) for line in Path(report["v1_dump"]).read_text().splitlines()]
+    assert all(set(row) == {"input", "output", "gts", "score", "step", "uid"} for row in rows)
+    assert len(rows) == 2 * len(problems) and {row["step"] for row in rows} == {3}
+    v1_groups = load_rollout_groups(report["v1_dump"])
+    assert len(v1_groups) == len(problems)  # one per prompt uuid of verl's uid
+    assert all(g.problem_id.startswith("p-") for g in v1_groups)  # no id in the dump
+    assert all(g.n == 2 and g.n_correct == 1 for g in v1_groups)  # correctness from `score`
+    # matched to the set by the problem text inside the decoded chat-templated input
+    result = match(problems, v1_groups)
+    assert sorted(g.problem_id for g in result.matched) == sorted(p.id for p in problems)
+    assert result.rules == {"text in prompt": len(problems)}
+    # the variant's text contains no original's, and the original's ("What is 3 + 4?") is
+    # not in the variant's prompt: with the variant left out of the set its group is
+    # reported, with an example, not silently dropped
+    partial = match(problems[:-1], v1_groups)
+    assert len(partial.matched) == 3 and len(partial.unmatched) == 1
+    assert "Ann has 3 pens" in partial.unmatched_message("demo@v1")
+
+    # `svs refresh` publishes the next version from either dump
+    for dump in (report["v1_dump"], report["dump"]):
+        store = tmp_path / f"store-{Path(dump).parent.name}"
+        published = _refresh_from(data, dump, store, tmp_path)
+        assert published.version == 2 and published.parent == 1
+        diagnosed = {d["problem_id"] for d in published.diagnosis["problems"]}
+        assert diagnosed == {p.id for p in problems}
+
+
+def test_verl_dataset_class_follows_the_store(problems, tiny_model, tmp_path):
+    """`data.custom_cls` = `VerlLiveDataset`, built by verl's `create_rl_dataset`; the
+    store publishes while it is read (dataset level: a full verl trainer needs a GPU)."""
+    import networkx as nx
+
+    from svs.pipeline.lineage import add_problems
+    from svs.pipeline.store import NewVersion, PromptStore
+
+    python = _venv("verl")
+    graph = nx.DiGraph()
+    add_problems(graph, problems, version=1)
+    PromptStore(tmp_path / "store").publish("demo", NewVersion(problems, graph), parent=None)
+    report = _run_check(python, "check_verl_dataset.py", str(tmp_path / "store"), "demo",
+                        str(tiny_model), str(tmp_path))
+
+    assert report["dataset_class"] == "VerlLiveDataset"
+    assert report["length"] == 6  # data.svs_length, fixed across versions
+    v1_ids = [p.id for p in problems]
+    # indices past the version's size map modulo its rows
+    assert report["legacy_before"] == v1_ids + v1_ids[:2]
+    assert set(report["legacy_after"]) == set(report["v2_ids"])  # on_batch_end reloaded
+    assert {pid for batch in report["epoch_1"] for pid in batch} == set(report["v2_ids"])
+    assert len(report["epoch_2"]) == 2
+    assert {pid for batch in report["epoch_2"] for pid in batch} == set(report["v3_ids"])
+    assert report["version"] == "demo@v3"
+    assert {"raw_prompt", "reward_model", "extra_info"} <= set(report["item_keys"])
+
+
+def _refresh_from(export: Path, dump: str, store: Path, work: Path):
+    """`svs import` of our verl export (ids kept), then `svs refresh` from `dump`."""
+    from typer.testing import CliRunner
+
+    from svs.flows.cli import app
+    from svs.pipeline.store import PromptStore
+
+    config = work / "refresh.yaml"
+    config.write_text("synthesizers: [symbolic]\n")
+    runner, env = CliRunner(), {"SVS_NO_PREFECT": "1"}
+    imported = runner.invoke(app, ["import", str(export), "--format", "verl", "--store", str(store),
+                                      "--set", "demo"],
+                             env=env)
+    assert imported.exit_code == 0, imported.output
+    refreshed = runner.invoke(app, ["refresh", "--store", str(store), "--set", "demo",
+                                    "--rollouts", dump, "--config", str(config)], env=env)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "demo@v2: published" in refreshed.output
+    return PromptStore(store).load("demo")
 
 
 def test_openrlhf_prompt_dataset_reads_our_export_and_calls_our_reward(problems, tiny_model,
@@ -166,8 +361,9 @@ def test_openrlhf_prompt_dataset_reads_our_export_and_calls_our_reward(problems,
     plain = export_problems(problems, "openrlhf", tmp_path / "plain.jsonl",
                             ExportConfig(conversational=False, **keys))
     assert import_problems(chat, **keys) == import_problems(plain, **keys) == problems
-    report = _run_check(python, "check_openrlhf.py", str(chat), str(plain), str(tiny_model),
-                        keys["input_key"], keys["label_key"])
+    with _reward_server_proc().reward_server("--workers", "2") as url:
+        report = _run_check(python, "check_openrlhf.py", str(chat), str(plain), str(tiny_model),
+                            keys["input_key"], keys["label_key"], f"{url}/get_reward")
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     texts = [prompt_text(p, ExportConfig()) for p in problems]
@@ -184,3 +380,7 @@ def test_openrlhf_prompt_dataset_reads_our_export_and_calls_our_reward(problems,
     assert report["scores"] == report["rewards"]
     assert report["extra_logs"] == ["verify/no_answer"]
     assert report["query_example"].startswith(templated[0])
+    # `svs reward-server` through OpenRLHF's own HTTP client, one request per query
+    assert report["http"]["scores"] == [[1.0], [0.0]] * len(problems)
+    assert report["http"]["rewards"] == report["http"]["scores"]
+    assert report["http"]["extra_logs"] == [{"verify/no_answer": [0.0]}] * (2 * len(problems))

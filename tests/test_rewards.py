@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -11,7 +13,9 @@ import torch
 
 from svs.trainer_bridge.rewards import (
     VERL_KEYS,
+    async_math_reward,
     compute_score,
+    compute_score_async,
     compute_score_batch,
     make_trl_reward,
     math_reward,
@@ -138,8 +142,24 @@ def test_trl_reward_logs_ids_and_answers_for_the_completions_table():
     rewards = math_reward(["\\boxed{7}", "nothing"], ["7", "7"], problem_id=["p-a", "p-a"],
                           log_extra=logged.__setitem__, log_metric=metrics.__setitem__)
     assert rewards == [1.0, 0.0]
-    assert logged == {"problem_id": ["p-a", "p-a"], "solution": ["7", "7"], "pred": ["7", None]}
+    assert logged == {"problem_id": ["p-a", "p-a"], "solution": ["7", "7"], "pred": ["7", None],
+                      "svs_reward": ["math_reward"] * 2}
     assert metrics == {"verify/no_answer": 0.5}
+
+
+def test_async_rewards_agree_with_the_sync_ones(verifier_grades):
+    async def all_at_once():
+        return await asyncio.gather(*(compute_score_async("svs", c, g, {"problem_id": "p-1"})
+                                      for g, c in zip(GOLDS, COMPLETIONS, strict=True)))
+
+    results = asyncio.run(all_at_once())
+    assert results == [compute_score("svs", c, g, {"problem_id": "p-1"})
+                       for g, c in zip(GOLDS, COMPLETIONS, strict=True)]
+    assert inspect.iscoroutinefunction(async_math_reward)
+    logged = {}
+    rewards = asyncio.run(async_math_reward(COMPLETIONS, GOLDS, log_extra=logged.__setitem__))
+    assert rewards == math_reward(COMPLETIONS, GOLDS)
+    assert logged["svs_reward"] == ["async_math_reward"] * len(GOLDS)
 
 
 def test_reward_pool_size_comes_from_the_environment(monkeypatch):

@@ -46,7 +46,8 @@ def write_trl_dump(folder: Path, *, steps=(1, 2), chat=False, rewards=True) -> P
             for i in range(4):
                 prompt = [{"role": "user", "content": q}] if chat else q
                 row = {"step": step, "prompt": prompt,
-                       "completion": f"Multiplying, attempt {i}: \\boxed{{{42 if i % 2 else 81}}}"}
+                       "completion": f"Multiplying, attempt {i} at step {step}: "
+                                     f"\\boxed{{{42 if i % 2 else 81}}}"}
                 if rewards:
                     right = (q == "Compute 6*7.") == bool(i % 2)
                     row["accuracy_reward"] = 1.0 if right else 0.0
@@ -170,3 +171,71 @@ def test_empty_dump_file_and_odd_correct_column_values(tmp_path):
     loaded = load_rollouts(dump, correct_column="verdict")
     assert "no rollout rows" in loaded.notes[0]
     assert [r.correct for r in loaded.rollouts] == [False, False, False, True, True]
+
+
+def _trl_file(folder: Path, step: int, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows), folder / f"completions_{step:05d}.parquet")
+
+
+def _trl_rows(step: int, **columns) -> list[dict]:
+    """8 rows of one prompt: format reward 1 everywhere, half of the answers right."""
+    rows = []
+    for i in range(8):
+        right = i < 4
+        row = {"step": step, "prompt": [{"role": "user", "content": "Compute 6*7."}],
+               "completion": [{"role": "assistant",
+                               "content": f"<think>try {i} at {step}</think> \\boxed{{{42 if right else 41}}}"}],
+               "think_format_reward": 1.0, "accuracy_reward": 1.0 if right else 0.0,
+               "advantage": 0.5 if right else -0.5}
+        row.update({k: v[i] if isinstance(v, list) else v for k, v in columns.items()})
+        rows.append(row)
+    return rows
+
+
+def test_trl_accuracy_reward_is_correctness_not_the_first_0_1_column(tmp_path):
+    _trl_file(tmp_path / "completions", 1, _trl_rows(1))
+    loaded = load_rollouts(tmp_path / "completions")
+    assert "from reward 'accuracy_reward'" in loaded.notes[0]
+    assert sum(r.correct for r in loaded.rollouts) == 4  # not 8/8 from the format reward
+
+
+def test_svs_reward_column_and_correct_column_win_by_name(tmp_path):
+    ours = _trl_rows(1, svs_reward="mine", mine=[1.0, 0.0] * 4, solution="42")
+    _trl_file(tmp_path / "a", 1, ours)
+    loaded = load_rollouts(tmp_path / "a")
+    assert "from reward 'mine'" in loaded.notes[0]
+    assert [r.correct for r in loaded.rollouts] == [True, False] * 4
+    chosen = load_rollouts(tmp_path / "a", correct_column="think_format_reward")
+    assert all(r.correct for r in chosen.rollouts)
+
+
+def test_several_unnamed_0_1_rewards_are_ambiguous(tmp_path):
+    rows = [{k.replace("accuracy_reward", "len_reward"): v for k, v in row.items()}
+            for row in _trl_rows(1, solution="42")]
+    _trl_file(tmp_path / "a", 1, rows)
+    loaded = load_rollouts(tmp_path / "a")
+    assert "2 reward columns ['think_format_reward', 'len_reward'] are 0/1" in loaded.notes[0]
+    assert "graded by the verifier" in loaded.notes[0]
+    assert sum(r.correct for r in loaded.rollouts) == 4 and loaded.rollouts[0].reason == "correct"
+    for row in rows:
+        row.pop("solution")
+    _trl_file(tmp_path / "b", 1, rows)
+    with pytest.raises(RolloutFileError, match="none is named as correctness.*--correct-column"):
+        load_rollouts(tmp_path / "b")
+
+
+def test_trl_logging_gaps_eval_rows_and_repeated_batches(tmp_path):
+    folder = tmp_path / "completions"
+    _trl_file(folder, 10, _trl_rows(10))
+    _trl_file(folder, 20, [dict(r, step=20) for r in _trl_rows(10)])  # num_iterations > 1
+    _trl_file(folder, 30, _trl_rows(30, mode="train") + _trl_rows(31, mode="eval"))
+    _trl_file(folder / "eval", 30, _trl_rows(32))
+    loaded = load_rollouts(folder)
+    assert sorted({r.step for r in loaded.rollouts}) == [10, 30]
+    assert len(loaded.rollouts) == 16
+    warnings = "\n".join(loaded.warnings)
+    assert "the same 8 rows as an earlier file" in warnings
+    assert "8 eval rows skipped" in warnings and "an eval log, skipped" in warnings
+    assert "at steps [10, 30]: 20 or more steps apart (logging_steps > 1)" in warnings
+    assert loaded.notes[0].startswith("warning: ")

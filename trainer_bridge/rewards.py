@@ -31,6 +31,7 @@ only answers the completion marked, boxed or "Answer: ..."). verl passes them th
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import numbers
 import os
@@ -122,6 +123,18 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any,
     return _verl_result(grade, extra_info)
 
 
+async def compute_score_async(data_source: str, solution_str: str, ground_truth: Any,
+                              extra_info: Mapping[str, Any] | None = None, *,
+                              timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True,
+                              **kwargs: Any) -> dict[str, Any]:
+    """`compute_score` as a coroutine (verl 0.9 awaits `async def compute_score` on its
+    reward loop): the check runs in a thread, so the loop keeps serving other responses
+    while the verifier's processes work."""
+    return await asyncio.to_thread(compute_score, data_source, solution_str, ground_truth,
+                                   extra_info, timeout_s=timeout_s,
+                                   accept_guessed=accept_guessed)
+
+
 def compute_score_batch(data_sources: Sequence[str], solution_strs: Sequence[str],
                         ground_truths: Sequence[Any],
                         extra_infos: Sequence[Mapping[str, Any] | None] | None = None, *,
@@ -173,7 +186,7 @@ def make_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: boo
         for index, grade in zip(scored, grades, strict=True):
             rewards[index] = 1.0 if grade.correct else 0.0
             predictions[index] = grade.extracted
-        _log_to_trl(kwargs, solution, predictions, grades)
+        _log_to_trl(kwargs, name, solution, predictions, grades)
         return rewards
 
     reward.__name__ = reward.__qualname__ = name
@@ -183,18 +196,44 @@ def make_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: boo
 math_reward = make_trl_reward()
 
 
-def _log_to_trl(kwargs: Mapping[str, Any], solution: Sequence[Any],
+def make_async_trl_reward(*, timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True,
+                          name: str = "async_math_reward") -> Callable[..., Any]:
+    """An `async def` TRL reward (TRL awaits coroutine reward functions concurrently with
+    the others); the same grading and logging as `make_trl_reward`, in a thread."""
+    sync = make_trl_reward(timeout_s=timeout_s, accept_guessed=accept_guessed, name=name)
+
+    async def reward(completions: Sequence[Any], solution: Sequence[Any],
+                     **kwargs: Any) -> list[float | None]:
+        return await asyncio.to_thread(sync, completions, solution, **kwargs)
+
+    reward.__name__ = reward.__qualname__ = name
+    return reward
+
+
+async_math_reward = make_async_trl_reward()
+
+
+def _log_to_trl(kwargs: Mapping[str, Any], name: str, solution: Sequence[Any],
                 predictions: Sequence[str | None], grades: Sequence[Grade]) -> None:
     """TRL >= 1.x hands reward functions `log_extra` (a column of the completions table,
     written to `completions/*.parquet` with `log_completions=True`) and `log_metric`.
     The problem id, reference and extracted answer make those files groupable and
-    gradable by `svs`; older TRL passes neither and nothing is logged."""
+    gradable by `svs`; `svs_reward` names this reward's own column (the reader takes
+    correctness from it, not from a format reward), and `mode` marks eval rows, which
+    TRL writes under the same file names. Older TRL passes neither; nothing is logged."""
     log_extra, log_metric = kwargs.get("log_extra"), kwargs.get("log_metric")
     if callable(log_extra):
+        rows = len(solution)
         if "problem_id" in kwargs:
             log_extra("problem_id", list(kwargs["problem_id"]))
         log_extra("solution", [None if gold is None else str(gold) for gold in solution])
         log_extra("pred", list(predictions))
+        log_extra("svs_reward", [name] * rows)
+        # log_extra is a bound method of the running GRPOTrainer; its model's mode is the
+        # only place the reward can learn whether this is a training or an eval batch
+        model = getattr(getattr(log_extra, "__self__", None), "model", None)
+        if model is not None and hasattr(model, "training"):
+            log_extra("mode", ["train" if model.training else "eval"] * rows)
     if callable(log_metric) and grades:
         log_metric("verify/no_answer", sum(g.reason == "no_answer" for g in grades) / len(grades))
 
@@ -213,18 +252,27 @@ def response_of(query: str, prompt: str) -> str:
     return query
 
 
-def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any],
-                **kwargs: Any) -> dict[str, Any]:
-    """OpenRLHF reward (`--reward.remote_url path/to/this_file.py`, or wrap it)."""
-    import torch
-
+def grade_queries(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any],
+                  timeout_s: float = DEFAULT_TIMEOUT_S, accept_guessed: bool = True) -> list[Grade]:
+    """OpenRLHF's (query, prompt, label) triples graded: the response after the prompt
+    against the label (`reward_func` and `svs reward-server`)."""
     if not len(queries) == len(prompts) == len(labels):
         raise ValueError(f"got {len(queries)} queries, {len(prompts)} prompts and "
                          f"{len(labels)} labels; they must match one to one")
-    grades = _grades([_gold(label) for label in labels],
-                     [response_of(q, p) for q, p in zip(queries, prompts, strict=True)],
-                     kwargs.get("timeout_s", DEFAULT_TIMEOUT_S),
-                     kwargs.get("accept_guessed", True))
+    return _grades([_gold(label) for label in labels],
+                   [response_of(q, p) for q, p in zip(queries, prompts, strict=True)],
+                   timeout_s, accept_guessed)
+
+
+def reward_func(queries: Sequence[str], prompts: Sequence[str], labels: Sequence[Any],
+                **kwargs: Any) -> dict[str, Any]:
+    """OpenRLHF reward (`--reward.remote_url path/to/this_file.py`). OpenRLHF passes no
+    keyword arguments, so `timeout_s`/`accept_guessed` keep their defaults here; set
+    them with `svs reward-server` flags instead."""
+    import torch
+
+    grades = grade_queries(queries, prompts, labels, kwargs.get("timeout_s", DEFAULT_TIMEOUT_S),
+                           kwargs.get("accept_guessed", True))
     rewards = torch.tensor([1.0 if g.correct else 0.0 for g in grades], dtype=torch.float32)
     no_answer = torch.tensor([float(g.reason == "no_answer") for g in grades])
     return {"rewards": rewards, "scores": rewards.clone(),

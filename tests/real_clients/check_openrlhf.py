@@ -1,6 +1,6 @@
 """Run inside `.venv-openrlhf`: our OpenRLHF export and reward through OpenRLHF's code.
 
-    python check_openrlhf.py CHAT.jsonl PLAIN.jsonl TOKENIZER_DIR INPUT_KEY LABEL_KEY
+    python check_openrlhf.py CHAT.jsonl PLAIN.jsonl TOKENIZER_DIR INPUT_KEY LABEL_KEY SERVER_URL
 
 1. OpenRLHF's `blending_datasets` loads each file and its `PromptDataset` preprocesses
    it: the chat export with `apply_chat_template`, the plain one both with and without.
@@ -8,6 +8,9 @@
    `--reward.remote_url rewards.py` does) and calls our `reward_func` the way it does
    during rollouts: one query (prompt + response tokens, decoded with special tokens)
    per call, all calls at once in threads.
+3. The same queries go to a running `svs reward-server` through OpenRLHF's own HTTP
+   client (`_fetch_rewards_via_http`, as `--reward.remote_url http://...` uses it): one
+   request per query, all at once, as its rollouts send them.
 
 Prints one JSON object on the last line of stdout for the test to check.
 """
@@ -41,7 +44,7 @@ def prompt_dataset(path: str, tokenizer, input_key: str, label_key: str,
 
 
 def main(chat_file: str, plain_file: str, tokenizer_dir: str, input_key: str,
-         label_key: str) -> None:
+         label_key: str, server_url: str) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
     chat = prompt_dataset(chat_file, tokenizer, input_key, label_key, chat=True)
     plain_raw = prompt_dataset(plain_file, tokenizer, input_key, label_key, chat=False)
@@ -59,6 +62,15 @@ def main(chat_file: str, plain_file: str, tokenizer_dir: str, input_key: str,
             labels.append(label)
     results = asyncio.run(executor._fetch_rewards_via_func(queries, prompts, labels))
 
+    remote = SingleTurnAgentExecutor(remote_rm_url=server_url)
+
+    async def one_request_per_query():
+        return await asyncio.gather(*(remote._fetch_rewards_via_http([q], [p], [label])
+                                      for q, p, label in zip(queries, prompts, labels,
+                                                             strict=True)))
+
+    answers = [reply[0] for reply in asyncio.run(one_request_per_query())]
+
     print(json.dumps({
         "chat": {"prompts": chat.prompts, "labels": chat.labels,
                  "datasources": chat.datasources},
@@ -68,6 +80,9 @@ def main(chat_file: str, plain_file: str, tokenizer_dir: str, input_key: str,
         "scores": [float(r["scores"].sum()) for r in results],
         "extra_logs": sorted(results[0]["extra_logs"]),
         "query_example": queries[0],
+        "http": {"scores": [a["scores"] for a in answers],
+                 "rewards": [a["rewards"] for a in answers],
+                 "extra_logs": [a["extra_logs"] for a in answers]},
     }))
 
 

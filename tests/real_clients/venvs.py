@@ -36,6 +36,10 @@ RECIPES: dict[str, list[list[str]]] = {
          "transformers>=5.5.3,<5.11,!=5.6.0", "datasets", "pillow", "numpy", "packaging",
          "pandas", "aiohttp", "codetiming", "torchdata", "peft", "cachetools", "uvicorn",
          "fastapi", "math-verify==0.9.0"],
+        # verl 0.9.1's V1 trainer module (the default `trainer.use_v1: true`, whose
+        # `_log_rollout_data` writes the dumps) imports transfer_queue at module level;
+        # 0.1.11 pins tensordict to exactly 0.10.0, inside verl's range.
+        ["TransferQueue==0.1.11"],
         # svs itself, from this checkout, without its dependencies (no PYTHONPATH).
         ["--no-deps", "-e", str(REPO)],
     ],
