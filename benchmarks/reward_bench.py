@@ -9,9 +9,12 @@ kinds, answers repeating within a problem) and scores it:
   (c) verl `compute_score`, one call per response from 8 threads at once (verl 0.9's
       `NaiveRewardManager` runs each call in its event loop's thread pool);
   (d) `compute_score_batch` over the whole batch;
-  (e) TRL `math_reward`, one call per GRPO batch of 64 completions.
+  (e) TRL `math_reward`, one call per GRPO batch of 64 completions;
+  (f) the same per-response calls as (c), 8 threads, each sending its response to plain
+      math-verify (`parse` + `verify`) in a process pool as large as the reward pool.
 
-Prints throughput, the ratio to the baseline and agreement with it. The reward pool
+Prints throughput, the ratio to the baseline and agreement with it; the last line is
+the concurrent headline, (c) against (f). The reward pool
 size is `SVS_REWARD_WORKERS` (default 2) per process; each variant starts with freshly
 started workers (their parse caches empty).
 
@@ -24,7 +27,7 @@ import argparse
 import logging
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -48,8 +51,18 @@ def fresh_pool() -> None:
     compute_score_batch(["warm"] * len(warm), [c for _, c in warm], [g for g, _ in warm])
 
 
-def timed(label: str, fn, n: int, baseline_rate: float, baseline_verdicts) -> None:
-    fresh_pool()
+def plain_math_verify(gold: str, completion: str) -> bool:
+    """One response checked by plain math-verify (in a process pool's worker)."""
+    from math_verify import parse, verify
+
+    logging.disable(logging.WARNING)
+    return bool(verify(parse("$" + gold + "$"), parse(completion)))
+
+
+def timed(label: str, fn, n: int, baseline_rate: float, baseline_verdicts,
+          fresh: bool = True) -> float:
+    if fresh:
+        fresh_pool()
     start = time.perf_counter()
     verdicts = fn()
     elapsed = time.perf_counter() - start
@@ -57,6 +70,7 @@ def timed(label: str, fn, n: int, baseline_rate: float, baseline_verdicts) -> No
     agree = sum(a == b for a, b in zip(verdicts, baseline_verdicts, strict=True))
     print(f"{label:<44} {rate:8.0f} /s  x{rate / baseline_rate:6.2f}  "
           f"agree {agree}/{n}")
+    return rate
 
 
 def main() -> None:
@@ -89,7 +103,7 @@ def main() -> None:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(one, range(n)))
 
-    timed("(c) verl compute_score, 8 threads", threaded, n, base_rate, baseline)
+    threaded_rate = timed("(c) verl compute_score, 8 threads", threaded, n, base_rate, baseline)
     timed("(d) verl compute_score_batch, whole batch",
           lambda: [r["acc"] for r in compute_score_batch(["svs"] * n, completions, golds)],
           n, base_rate, baseline)
@@ -102,6 +116,22 @@ def main() -> None:
         return out
 
     timed("(e) TRL math_reward, batches of 64", trl, n, base_rate, baseline)
+
+    size = reward_pool().n_workers
+    with ProcessPoolExecutor(max_workers=size) as processes:
+        list(processes.map(plain_math_verify, ["1"] * size * 2, ["$1$"] * size * 2))  # started
+
+        def plain_threaded() -> list[bool]:
+            with ThreadPoolExecutor(max_workers=8) as threads:
+                return list(threads.map(
+                    lambda i: processes.submit(plain_math_verify, golds[i], completions[i]).result(),
+                    range(n)))
+
+        plain_rate = timed(f"(f) plain math-verify, 8 threads, {size} processes", plain_threaded,
+                           n, base_rate, baseline, fresh=False)
+    print(f"concurrent per-response rewards, 8 threads, {size} workers: svs compute_score "
+          f"{threaded_rate:.0f}/s vs plain math-verify process pool {plain_rate:.0f}/s, "
+          f"ratio {threaded_rate / plain_rate:.1f}")
 
 
 if __name__ == "__main__":

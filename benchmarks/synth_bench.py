@@ -200,6 +200,9 @@ def main() -> None:
               f"{row['cost_ratio_time']:.2f}x time, {row['cost_ratio_sequences']:.2f}x "
               f"sequences   (the paper: about 5x)")
     print("\n" + json.dumps(rows))
+    headline = rows[0]
+    print(f"[{headline['backend']}] SvS round vs plain rollout round: "
+          f"{headline['cost_ratio_tokens']:.2f}x tokens, cost ratio {headline['cost_ratio_time']:.1f}")
 
 
 if __name__ == "__main__":

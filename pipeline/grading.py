@@ -1,4 +1,7 @@
-"""Grade native rollout files: every row gets `extracted`, `correct` and `reason`.
+"""Grade native rollout files: every row gets `extracted`, `method`, `correct` and `reason`.
+
+`method` says how the answer was found: boxed, final_answer, latex_tail, last_number (a
+guess) or none.
 
 The rows keep all their other columns untouched; grading itself is the verifier's job
 (`verifiers.grader`), this module only moves rows between files and the verifier.
@@ -32,14 +35,14 @@ class GradeSummary:
 
 def grade_rows(rows: Sequence[dict[str, Any]], *, timeout_s: float | None = None,
                progress: bool = False) -> tuple[list[dict[str, Any]], GradeSummary]:
-    """Return copies of native rows with `extracted`, `correct`, `reason` added."""
+    """Return copies of native rows with `extracted`, `method`, `correct`, `reason` added."""
     pairs = [(str(row["answer"]), row["completion"]) for row in rows]
     grades = grade_batch(pairs, timeout_s=timeout_s, progress=progress)
     summary = GradeSummary(rows=len(rows))
     graded = []
     for row, grade in zip(rows, grades, strict=True):
-        graded.append({**row, "extracted": grade.extracted, "correct": grade.correct,
-                       "reason": grade.reason})
+        graded.append({**row, "extracted": grade.extracted, "method": grade.method,
+                       "correct": grade.correct, "reason": grade.reason})
         summary.correct += grade.correct
         summary.by_reason[grade.reason] += 1
         summary.flagged += grade.flagged

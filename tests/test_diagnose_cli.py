@@ -141,7 +141,9 @@ def test_benchmark_scripts_run_at_small_size(tmp_path):
         capture_output=True, text=True, timeout=240)
     assert bench.returncode == 0, bench.stderr
     assert "parquet -> report.json" in bench.stdout and "ratio" in bench.stdout
-    result = json.loads(bench.stdout.strip().splitlines()[-1])
+    lines = bench.stdout.strip().splitlines()
+    assert lines[-1].split()[-2] == "ratio"  # the headline, last, ends in `ratio X.X`
+    result = json.loads(next(line for line in reversed(lines) if line.startswith("{")))
     assert result["peak_gb"] > 0 and result["rollouts_per_s"] > 0
     planted = subprocess.run(
         [sys.executable, str(root / "benchmarks" / "planted.py"), "--problems", "60"],

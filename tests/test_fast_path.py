@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from svs.verifiers.answers import canonical_answer, fast_equivalence
+from svs.verifiers.fast_path import canonical_answer, fast_equivalence
 from svs.verifiers.grader import VerifierPool
 
 
@@ -56,8 +56,8 @@ def test_fast_path_agrees_with_math_verify():
 
 @pytest.mark.parametrize(
     ("text", "canonical"),
-    [("[0, 4)", "[0,4)"), ("2 3", "2 3"), ("\\pi r", "\\pi r"), ("\\pi \\cdot 12", "\\pi\\cdot12"),
-     ("\\dfrac{1}{2}", "\\frac{1}{2}"), ("\\left( 1, 2 \\right)", "(1,2)"), ("x = 5.", "x=5")],
+    [("[0, 4)", "[0, 4)"), ("2 3", "2 3"), ("\\pi r", "\\pi r"), ("\\pi \\cdot 12", "\\pi\\cdot12"),
+     ("\\dfrac{1}{2}", "\\frac{1}{2}"), ("\\left( 1, 2 \\right)", "(1, 2)"), ("x = 5.", "x=5")],
 )
 def test_canonical_answer(text, canonical):
     assert canonical_answer(text) == canonical

@@ -42,6 +42,8 @@ def test_grade_jsonl_adds_columns_and_keeps_everything(tmp_path):
     assert [r["correct"] for r in rows] == [True, False, True, False]
     assert [r["reason"] for r in rows] == ["correct", "wrong", "correct", "no_answer"]
     assert rows[0]["extracted"] == "2" and rows[3]["extracted"] is None
+    # how each answer was found: a box, an answer line, LaTeX at the end, nothing
+    assert [r["method"] for r in rows] == ["boxed", "final_answer", "latex_tail", "none"]
     assert rows[1]["extra"] == "kept" and rows[2]["token_logprobs"] == [-0.1, -0.2]
     assert "correct" in result.output and "accuracy 0.500" in result.output
 

@@ -97,7 +97,8 @@ HOSTILE = [
     ("1mb_then_answer", "42", "word " * (MB // 5) + r"\boxed{42}", {"correct"}, True),
     ("1mb_open_boxes", "42", "\\boxed{" * (MB // 7), {"no_answer"}, False),
     ("1mb_digits", "42", "1" * MB, {"answer_too_long", "wrong"}, False),
-    ("1mb_answer_lines", "42", "Answer: " * (MB // 8), WRONG_OR_SLOW, False),
+    # math-verify's extraction finds no answer in it (no digits, no math)
+    ("1mb_answer_lines", "42", "Answer: " * (MB // 8), WRONG_OR_SLOW | {"no_answer"}, False),
     ("1mb_dollars", "42", "$" * MB, {"no_answer"}, False),
     ("1mb_open_braces", "5", "{" * MB + r" so \boxed{5}", {"correct"}, True),
     ("1mb_gold", "1" * MB, r"\boxed{1}", {"bad_gold", "wrong"}, False),
@@ -118,7 +119,8 @@ _INJECTED = {"unsafe_input", "wrong", "timeout"}
 for _name, _code in {**PAYLOADS, **UNSCREENED}.items():
     HOSTILE += [
         (f"inject_{_name}_boxed", "1", f"Thus \\boxed{{{_code}}}", _INJECTED, False),
-        (f"inject_{_name}_answer_line", "2", f"Answer: {_code}", _INJECTED, False),
+        # math-verify's extraction may find no math in a line of code: no_answer
+        (f"inject_{_name}_answer_line", "2", f"Answer: {_code}", _INJECTED | {"no_answer"}, False),
         (f"inject_{_name}_at_end", "3", f"so we get ${_code}$", _INJECTED, False),
         (f"inject_{_name}_gold", _code, r"\boxed{1}", _INJECTED | {"bad_gold"}, False),
     ]

@@ -74,8 +74,11 @@ def test_wheel_installs_only_the_svs_namespace_beside_the_pypi_verifiers(tmp_pat
     package installs beside svs and both import, each its own; README.md does not ship;
     the layers contract also holds on the non-editable install."""
     wheels = tmp_path / "wheels"
+    source = tmp_path / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "runs", "build", "*.egg-info", "__pycache__", ".hypothesis"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels),
-                    str(ROOT)], check=True, timeout=600, capture_output=True)
+                    str(source)], check=True, timeout=600, capture_output=True)
     wheel = next(wheels.glob("svs-*.whl"))
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=True)

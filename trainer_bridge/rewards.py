@@ -7,8 +7,9 @@ reward is 1.0 for a correct answer and 0.0 otherwise.
 
 Thread and process safety: every process gets its own small verifier pool (the same
 `VerifierPool` that backs `grade_batch`), started on first use and replaced after a fork;
-the pool is guarded by a lock, so calls from several threads are served one batch at a
-time. Trainers run rewards in many processes at once (verl: `reward.num_workers` Ray
+calls from several threads (verl's per-response executor threads, OpenRLHF's
+`asyncio.to_thread`) share its workers at once, and a hung item costs only its own
+caller the timeout. Trainers run rewards in many processes at once (verl: `reward.num_workers` Ray
 workers, 8 by default), so the pool is small: `SVS_REWARD_WORKERS` sandbox processes per
 trainer process (default 2), not one per core as `grade_batch`'s shared pool has.
 
@@ -97,7 +98,8 @@ def _grades(golds: Sequence[str], completions: Sequence[str], timeout_s: float,
     if accept_guessed:
         return grades
     return [Grade(False, "guessed", g.extracted, "answer taken from the last number only",
-                  flagged=True) if g.correct and g.flagged else g for g in grades]
+                  flagged=True, method=g.method) if g.correct and g.flagged else g
+            for g in grades]
 
 
 # -- verl ---------------------------------------------------------------------------

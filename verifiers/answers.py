@@ -4,18 +4,32 @@ Pure string work on hostile text: no regex with nested quantifiers over the whol
 completion, no sympy, bounded time in the completion's length. Parsing the extracted
 answer as mathematics happens only in the sandboxed workers of `verifiers.grader`.
 
-The cascade, first hit wins:
-1. the last ``\boxed{...}`` (or ``\fbox{...}``), nested braces respected;
-2. the last "Answer:" / "final answer is" line;
-3. LaTeX math at the very end of the completion (``$...$``, ``\[...\]``, ``\(...\)``);
-4. the last number in the completion, *flagged* because it may be an intermediate value.
+math-verify's extraction (`math_verify.parse` on the whole completion, run in the
+workers by `verifiers.sandbox`) is the specification. This module settles in the
+caller only what provably gets math-verify's reading:
+
+- `sole_box`: a completion with exactly one ``\boxed{...}``, no ``\fbox`` and no
+  "final answer ... is" phrase; math-verify's boxed patterns then read that box and
+  nothing outranks them, so the box content is the answer;
+- `box_problem`: the last ``\boxed{`` is unbalanced or longer than MAX_BOXED_CHARS: no
+  answer, never a number guessed from inside it (math-verify would fall back to the
+  last number in the text, a guess a policy can exploit: deliberately stricter).
+
+Every other completion goes to a worker whole (its last MAX_COMPLETION_CHARS).
+
+`extract_answer` is the cascade used to *show* an answer where no grading runs
+(rollout tables), with the method names the graded rows use:
+1. the last ``\boxed{...}`` (or ``\fbox{...}``), nested braces respected (`boxed`);
+2. the last "Answer:" / "final answer is" line (`final_answer`);
+3. LaTeX math at the very end of the completion (`latex_tail`);
+4. the last number in the completion, *flagged* because it may be an intermediate
+   value (`last_number`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 BOXED_COMMANDS = ("\\boxed", "\\fbox")
 # How far from the end of a completion a trailing math block may start and still count
@@ -26,9 +40,10 @@ TAIL_CHARS = 300
 # commands are tried.
 MAX_BOXED_CHARS = 20_000
 MAX_BOXED_TRIES = 50
-# Longer answers go to math-verify: this keeps every number the fast path converts far
-# below Python's 4300-digit limit on int(str) (a ValueError in the caller's process).
-MAX_FAST_CHARS = 200
+# math-verify's extraction reads only this many characters from the end of a
+# completion: its regexes are quadratic on some hostile inputs (1 MB of "\\boxed{").
+MAX_COMPLETION_CHARS = 32_000
+METHODS = ("boxed", "final_answer", "latex_tail", "last_number", "none")
 
 _ANSWER_LINE = re.compile(
     r"(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*(?P<body>[^\n]{1,500})",
@@ -48,7 +63,7 @@ class Extraction:
     """What `extract_answer` found: the answer text, how, and whether it is a guess."""
 
     answer: str | None
-    method: str  # boxed | answer_line | latex_end | last_number | none
+    method: str  # boxed | final_answer | latex_tail | last_number | none
     flagged: bool = False
 
 
@@ -102,11 +117,12 @@ def last_boxed(text: str) -> str | None:
 
 
 def _strip_math_delimiters(text: str) -> str:
-    text = text.strip().strip(_TRAILING_PUNCT)
+    # Trailing punctuation only: a leading "." is a decimal point (".25" is not "25").
+    text = text.strip().rstrip(_TRAILING_PUNCT)
     for left, right in (("$$", "$$"), ("$", "$"), ("\\[", "\\]"), ("\\(", "\\)")):
         if text.startswith(left) and text.endswith(right) and len(text) >= len(left) + len(right):
             text = text[len(left):len(text) - len(right)].strip()
-    return text.strip(_TRAILING_PUNCT)
+    return text.rstrip(_TRAILING_PUNCT)
 
 
 def _answer_line(text: str) -> str | None:
@@ -164,14 +180,70 @@ def extract_answer(completion: str) -> Extraction:
         return Extraction(boxed, "boxed")
     line = _answer_line(completion)
     if line:
-        return Extraction(line, "answer_line")
+        return Extraction(line, "final_answer")
     latex = _latex_at_end(completion)
     if latex:
-        return Extraction(latex, "latex_end")
+        return Extraction(latex, "latex_tail")
     number = _last_number(completion)
     if number:
         return Extraction(number, "last_number", flagged=True)
     return Extraction(None, "none")
+
+
+# A "final answer ... is <math>" phrase outranks a box in math-verify (its priorities 0
+# and 50) unless <math> is the box's own math environment.
+_FINAL_ANSWER = re.compile(r"final answer", re.IGNORECASE)
+_IS_THEN_MATH = re.compile(r"\sis:?\s*(?=\$|\\\[|\\\(|\[|-?\\frac)")
+_MATH_OPENING = re.compile(r"(?:\$\$?|\\\[|\\\()[^$\n]{0,300}")
+# Only closers, punctuation and Minerva's sign-off may follow the box.
+_BOX_AT_END = re.compile(r"\s*(?:\$\$|\$|\\\]|\\\))?[\s.!]*(?:I hope it is correct\.?)?\s*")
+# math-verify reads "$\boxed{5}$%" as 5% (a percent sign after the math environment).
+_PERCENT_AFTER = re.compile(r"[\s$]*(?:\\[\])])?[\s$]*(?:\\?%|[Pp]ercent|[Pp]ct)")
+
+
+def sole_box(completion: str) -> str | None:
+    r"""The content of the only ``\boxed{...}`` when math-verify provably reads it, else None.
+
+    Exactly one ``\boxed`` (math-verify joins several boxes into one answer), no
+    ``\fbox`` (math-verify does not read it), balanced within MAX_BOXED_CHARS, no
+    percent sign after it. A "final answer ... is" followed by math (those patterns
+    outrank boxes) is allowed only when that math is the box's own environment and the
+    box ends the text: then every pattern math-verify tries reads the same box.
+    """
+    if not isinstance(completion, str) or completion.count("\\boxed") != 1 or "\\fbox" in completion:
+        return None
+    start = completion.find("\\boxed{")
+    if start < 0:
+        return None
+    close = _matching_brace(completion, start + len("\\boxed"))
+    if close < 0:
+        return None
+    box_at_end = _BOX_AT_END.fullmatch(completion, close + 1) is not None
+    for phrase in _FINAL_ANSWER.finditer(completion):
+        for is_math in _IS_THEN_MATH.finditer(completion, phrase.end(), phrase.end() + 120):
+            opening = _MATH_OPENING.match(completion, is_math.end())
+            own_environment = opening is not None and opening.end() >= start > is_math.end()
+            if not (own_environment and box_at_end):
+                return None
+    if _PERCENT_AFTER.match(completion, close + 1):
+        return None
+    # "\boxed{\frac{1}{2}.}": a sentence's full stop, not part of the answer
+    content = completion[start + len("\\boxed{"):close].strip().rstrip(".").rstrip()
+    return content or None
+
+
+def box_problem(completion: str) -> str | None:
+    r"""Why the last ``\boxed{`` cannot be read (unbalanced, over-long), else None."""
+    if not isinstance(completion, str):
+        return None
+    start = completion.rfind("\\boxed{")
+    if start < 0:
+        return None
+    if _matching_brace(completion, start + len("\\boxed")) >= 0:
+        return None
+    if len(completion) - start > MAX_BOXED_CHARS:
+        return f"the last \\boxed{{}} is longer than {MAX_BOXED_CHARS} characters"
+    return "the last \\boxed{} is never closed"
 
 
 def strip_gold(gold: str) -> str:
@@ -190,166 +262,11 @@ def strip_gold(gold: str) -> str:
     return text
 
 
-# LaTeX spellings that typeset identically; rewriting them is a textual identity.
-_SAME_TYPESET = (("\\dfrac", "\\frac"), ("\\tfrac", "\\frac"), ("\\left", ""), ("\\right", ""),
-                 ("\\!", ""), ("\\,", ""), ("\\;", ""), ("\\displaystyle", ""),
-                 ("\\varnothing", "\\emptyset"),
-                 # the same symbols typed in unicode (math-verify reads only the LaTeX)
-                 ("·", "\\cdot "), ("∞", "\\infty "), ("°", "^\\circ "), ("≤", "\\le "),
-                 ("≥", "\\ge "), ("≠", "\\ne "), ("½", "\\frac{1}{2}"), ("⅓", "\\frac{1}{3}"),
-                 ("⅔", "\\frac{2}{3}"), ("¼", "\\frac{1}{4}"), ("¾", "\\frac{3}{4}"), ("²", "^{2}"),
-                 ("³", "^{3}"))
-# "√2", "3√x", "√(x+1)", "√{12}" -> "\sqrt{...}"; the radicand is one token or one group.
-_UNICODE_ROOT = re.compile(r"√\s*(?:(\d+(?:\.\d+)?|[a-zA-Z])|\(([^()]{0,200})\)|\{([^{}]{0,200})\})")
-_SPACE_RUN = re.compile(r"\s+")
-
-
-def _latex_root(match: re.Match) -> str:
-    return "\\sqrt{" + next(group for group in match.groups() if group is not None) + "}"
-
-
-_ENDS_WITH_COMMAND = re.compile(r"\\[a-zA-Z]+$")  # "\cdot 12" == "\cdot12", "\pi r" != "\pir"
-_PLAIN_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?")
-
-
-def canonical_answer(answer: str) -> str:
-    r"""A textual canonical form: two answers with the same form are the same answer.
-
-    Only rewrites that cannot change the mathematics: typesetting-only commands dropped,
-    unicode symbols (√, ∞, °, ½, ², ...) written as the LaTeX math-verify reads,
-    white space removed except between two letters/digits ("2 3" stays apart, and
-    "\pi r" is not "\pir"; "\cdot 12" is "\cdot12"),
-    trailing sentence punctuation dropped.
-    """
-    text = answer
-    for old, new in _SAME_TYPESET:
-        text = text.replace(old, new)
-    text = _UNICODE_ROOT.sub(_latex_root, text)
-    parts = _SPACE_RUN.split(text.strip())
-    out = parts[0] if parts else ""
-    for part in parts[1:]:
-        after_command = part[:1].isdigit() and _ENDS_WITH_COMMAND.search(out) is not None
-        if out and part and out[-1].isalnum() and part[0].isalnum() and not after_command:
-            out += " "
-        out += part
-    return out.rstrip(".")
-
-
-_NUMBER_LIST = r"-?\d+(?:\.\d+)?(?:,-?\d+(?:\.\d+)?)*"
-_INTERVAL = re.compile(r"([\[(])(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?)([\])])")
-_NUMBER_SET = re.compile(r"\\\{(" + _NUMBER_LIST + r")\\\}")
-
-
-def _plain_number(text: str) -> Fraction | None:
-    if _PLAIN_NUMBER.fullmatch(text):
-        return Fraction(text.replace(",", ""))
-    return None
-
-
-_FRACTION = re.compile(r"\\frac\{(-?\d{1,6})\}\{(\d{1,3})\}|(-?\d{1,6})/(\d{1,3})")
-_PI_MULTIPLE = re.compile(r"(-?\d{1,6})?\\pi|\\pi(?:\\cdot|\*)(\d{1,6})|(\d{1,6})(?:\\cdot|\*)\\pi")
-_RADICAL = re.compile(r"(\d{1,4})?\\sqrt(?:\{(\d{1,6})\}|(\d))")
-_ASSIGNMENT = re.compile(r"[a-zA-Z]=(?!=)")
-_PERCENT = re.compile(r"(-?\d{1,6}(?:\.\d{1,6})?)\\?%")
-
-
-def _exact_value(text: str) -> tuple | None:
-    """(kind, value) for answers whose value is exact and cheap to read, else None.
-
-    kinds: "decimal" (plain numbers with at most 6 decimals) and "fraction" (integer
-    over at most 999): two distinct values of one kind differ by more than
-    math-verify's 6-decimal rounding can hide; "pi" (integer multiples of pi),
-    "sqrt" (k*sqrt(m) keyed by k^2 m), "percent".
-    """
-    number = _plain_number(text)
-    if number is not None:
-        if abs(number) < 10**6 and number.denominator <= 10**6:
-            return ("decimal", number)
-        return None
-    match = _FRACTION.fullmatch(text)
-    if match:
-        numerator, denominator = (match[1], match[2]) if match[1] else (match[3], match[4])
-        if int(denominator) > 0:
-            return ("fraction", Fraction(int(numerator), int(denominator)))
-        return None
-    match = _PI_MULTIPLE.fullmatch(text)
-    if match:
-        coefficient = match[1] or match[2] or match[3]
-        if coefficient in (None, "-"):
-            coefficient = "-1" if text.startswith("-") else "1"
-        return ("pi", Fraction(coefficient))
-    match = _RADICAL.fullmatch(text)
-    if match:
-        k = int(match[1] or 1)
-        return ("sqrt", k * k * int(match[2] or match[3]))
-    match = _PERCENT.fullmatch(text)
-    if match:
-        return ("percent", Fraction(match[1]))
-    return None
-
-
-def _number_pair(text: str) -> tuple | None:
-    """Classify "(a,b)" / "[a,b)" / ... of plain numbers the way math-verify reads them.
-
-    math-verify reads a bracketed pair with a < b as an interval and "(a,b)" with
-    a >= b as an ordered pair (checked against math-verify 0.9); intervals never
-    equal pairs. Returns a comparable key, None when the text is not such a pair, or
-    False when it is one whose reading is uncertain (a closed bracket with a >= b).
-    """
-    match = _INTERVAL.fullmatch(text)
-    if match is None:
-        return None
-    left, right = Fraction(match[2]), Fraction(match[3])
-    if left < right:
-        return ("interval", match[1], match[4], left, right)
-    if (match[1], match[4]) == ("(", ")"):
-        return ("pair", left, right)
-    return False
-
-
-def fast_equivalence(gold: str, answer: str) -> bool | None:
-    """Decide equivalence without sympy when the answer is certain, else None.
-
-    Written by hand because parsing in the workers costs 1-20 ms per answer (intervals
-    and sets are the slowest, see benchmarks/verify_bench.py) while most answers in a
-    batch are plain numbers or number lists. Decided here, all exact:
-    - identical canonical text;
-    - two plain numbers (thousands separators allowed): equal values are equivalent,
-      two different integers are not (unequal decimals go to math-verify, which rounds);
-    - two bracketed pairs of plain numbers: intervals (left < right) equal iff same
-      brackets and endpoints, ordered pairs iff same entries, never one the other;
-    - two sets of plain numbers: equivalent iff the same set.
-    - small exact values of the same kind (integers, decimals, small fractions,
-      integer multiples of pi, k*sqrt(m), percents), also as "x=..." against a bare
-      gold: equal iff the same value; their distinct values differ by more than
-      math-verify's 6-decimal rounding can hide;
-    Everything else goes to math-verify in the workers.
-    """
-    gold_c, answer_c = canonical_answer(gold), canonical_answer(answer)
-    if gold_c == answer_c and gold_c:
-        return True
-    if max(len(gold_c), len(answer_c)) > MAX_FAST_CHARS:
-        return None
-    # "x=3" against a gold of "3" (or the reverse) is read as the assignment's value.
-    if _ASSIGNMENT.match(answer_c) and "=" not in gold_c:
-        answer_c = answer_c[2:]
-    elif _ASSIGNMENT.match(gold_c) and "=" not in answer_c:
-        gold_c = gold_c[2:]
-    gold_v, answer_v = _exact_value(gold_c), _exact_value(answer_c)
-    if gold_v is not None and answer_v is not None:
-        if gold_v[0] == answer_v[0]:
-            return gold_v[1] == answer_v[1]
-        # 0.333333 vs 1/3: math-verify's rounding may call them equal; let it decide.
-        if {gold_v[0], answer_v[0]} == {"decimal", "fraction"} and gold_v[1] == answer_v[1]:
-            return True
-        return None
-    gold_pair, answer_pair = _number_pair(gold_c), _number_pair(answer_c)
-    if gold_pair and answer_pair:
-        return gold_pair == answer_pair
-    if gold_pair is not None or answer_pair is not None:
-        return None
-    gold_s, answer_s = _NUMBER_SET.fullmatch(gold_c), _NUMBER_SET.fullmatch(answer_c)
-    if gold_s and answer_s:
-        return ({Fraction(x) for x in gold_s[1].split(",")}
-                == {Fraction(x) for x in answer_s[1].split(",")})
-    return None
+# The normalisation and the exact shortcuts live in fast_path.py; callers of this module
+# keep reaching them here.
+from svs.verifiers.fast_path import (  # noqa: E402,F401
+    MAX_FAST_CHARS,
+    canonical_answer,
+    fast_equivalence,
+    latex_spelling,
+)

@@ -5,8 +5,15 @@ What this adds to math-verify (which does the equivalence itself):
   code, crashes or runs out of memory is killed and replaced, and only the item it was
   on gets `timeout` / `worker_crash` (math-verify's own timeout uses `signal.alarm`,
   which only works on a main thread and cannot interrupt C code);
+- math-verify's own extraction: a completion goes to a worker whole and is read with
+  math-verify's patterns (`verifiers.sandbox.make_completion_reader`), except where
+  `verifiers.answers.sole_box` proves math-verify would read its one box; every row
+  says how its answer was found (`Grade.method`);
 - each distinct gold answer is parsed once per worker and batch, each distinct
-  (gold, extracted answer) pair is verified once, results fan back out to every input;
+  (gold, answer) pair is verified once, results fan back out to every input;
+- concurrent calls share the workers: each call's chunks join one queue, the calling
+  threads take turns driving the pool, and a hung item holds one worker and its own
+  caller only (verl's and OpenRLHF's per-response reward threads);
 - work is spread over the cores; results come back in input order.
 
 Reasons on a `Grade`: correct, wrong, no_answer, timeout, worker_crash, bad_gold,
@@ -16,135 +23,63 @@ unsafe_input, answer_too_long.
 from __future__ import annotations
 
 import atexit
-import math
 import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 
-from svs.verifiers.answers import canonical_answer, extract_answer, fast_equivalence, strip_gold
-
-HARD_GRACE_S = 1.0  # the parent kills a worker this long after its soft deadline
-STARTUP_TIMEOUT_S = 120.0  # importing sympy + math-verify on a loaded machine
+from svs.verifiers.answers import (
+    MAX_COMPLETION_CHARS,
+    box_problem,
+    extract_answer,
+    sole_box,
+    strip_gold,
+)
+from svs.verifiers.fast_path import fast_equivalence, latex_spelling
+from svs.verifiers.sandbox import looks_like_code
+from svs.verifiers.workers import HARD_GRACE_S as HARD_GRACE_S  # re-exported for callers
+from svs.verifiers.workers import Result, WorkerPool
 
 
 @dataclass(frozen=True)
 class Grade:
-    """The verdict on one (gold, completion) pair."""
+    """The verdict on one (gold, completion) pair.
+
+    method: how the answer was found: boxed, final_answer (an "answer"/"final answer"
+    phrase), latex_tail (the last LaTeX math in the text), last_number (a guess), none,
+    or given (extract=False).
+    """
 
     correct: bool
     reason: str
     extracted: str | None
     detail: str = ""
     flagged: bool = False  # the answer came from the last-number fallback: may be a guess
+    method: str = "none"
 
     @property
     def ok(self) -> bool:
         return self.correct
 
 
-class _Worker:
-    def __init__(self, memory_mb: int, cpu_seconds: int) -> None:
-        parent_sock, child_sock = socket.socketpair()
-        child_fd = child_sock.fileno()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "svs.verifiers.sandbox", str(child_fd), str(memory_mb),
-             str(cpu_seconds)],
-            pass_fds=(child_fd,), stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        child_sock.close()
-        self.conn = Connection(parent_sock.detach())
-        self.chunk: _Chunk | None = None
-        self.ready = False
-        self.deadline = time.monotonic() + STARTUP_TIMEOUT_S
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.process.poll()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.conn.close()
-
-
-@dataclass
-class _Chunk:
-    gold: str
-    items: list[tuple[int, str]]  # (task_id, answer) not yet answered
-    gold_done: bool = False
-
-
-class VerifierPool:
+class VerifierPool(WorkerPool):
     """A pool of sandboxed math-verify workers. Thread-safe; use as a context manager.
 
     workers: processes to run (default: the cores this process may use).
     timeout_s: soft limit per item (and per gold parse); the hard kill follows 1 s later.
     memory_mb: address-space limit per worker.
-    fast_path: settle exact plain-text cases (`verifiers.answers.fast_equivalence`)
+    fast_path: settle exact plain-text cases (`verifiers.fast_path.fast_equivalence`)
         without a worker; off, every distinct pair goes to math-verify.
+
+    Calls from many threads run at once: their chunks share one queue and all workers;
+    one calling thread at a time drives the workers for everybody (`_drive`).
     """
 
     def __init__(self, workers: int | None = None, timeout_s: float = 5.0,
                  memory_mb: int = 4096, chunk_size: int = 32, fast_path: bool = True) -> None:
-        if timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        if workers is not None and workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        self.n_workers = workers or max(1, len(os.sched_getaffinity(0)))
-        self.timeout_s = timeout_s
-        self.memory_mb = memory_mb
-        self.chunk_size = chunk_size
+        super().__init__(workers, timeout_s, memory_mb, chunk_size)
         self.fast_path = fast_path
-        # Hard CPU cap per worker lifetime; generous, it only stops runaway workers.
-        self.cpu_seconds = 0
-        self._workers: list[_Worker] = []
-        self._lock = threading.Lock()
-        self._pid = os.getpid()
-        self.restarts = 0
-        self._timeout_s = timeout_s
-
-    # -- lifecycle -------------------------------------------------------------
-    def _spawn(self) -> _Worker:
-        return _Worker(self.memory_mb, self.cpu_seconds)
-
-    def _ensure_started(self) -> None:
-        if self._pid != os.getpid():  # inherited through fork: the workers are not ours
-            self._workers, self._pid = [], os.getpid()
-        while len(self._workers) < self.n_workers:
-            self._workers.append(self._spawn())
-
-    def close(self) -> None:
-        with self._lock:
-            for worker in self._workers:
-                try:
-                    worker.conn.send(("stop",))
-                except (OSError, ValueError):
-                    pass
-            for worker in self._workers:
-                try:
-                    worker.process.wait(timeout=2)
-                except subprocess.TimeoutExpired:
-                    pass
-                worker.kill()
-            self._workers = []
-
-    def __enter__(self) -> VerifierPool:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
     # -- grading ---------------------------------------------------------------
     def grade(self, pairs: Sequence[tuple[str, str]], *, extract: bool = True,
@@ -156,191 +91,75 @@ class VerifierPool:
         timeout_s = self.timeout_s if timeout_s is None else timeout_s
         if timeout_s <= 0:
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
-        extracted: list[str | None] = []
-        flagged: list[bool] = []
-        for _, completion in pairs:
-            if extract:
-                found = extract_answer(completion if isinstance(completion, str) else "")
-                extracted.append(found.answer)
-                flagged.append(found.flagged)
-            else:
-                text = completion.strip() if isinstance(completion, str) else ""
-                extracted.append(text or None)
-                flagged.append(False)
-
-        # De-duplicate: one task per distinct canonical (gold, answer), grouped by gold;
-        # pairs that plain text comparison settles never reach a worker.
-        keys: list[tuple[str, str] | None] = []
-        settled: dict[tuple[str, str], tuple[bool, str, str]] = {}
-        task_of: dict[tuple[str, str], int] = {}
-        by_gold: OrderedDict[str, list[tuple[int, str]]] = OrderedDict()
-        for (gold, _), answer in zip(pairs, extracted, strict=True):
-            if answer is None:
-                keys.append(None)
-                continue
+        # Per input: a finished Grade, or (task key, shown answer, method) for a task.
+        plans: list[Grade | tuple] = []
+        settled: dict[tuple, Result] = {}
+        task_of: dict[tuple, int] = {}
+        by_gold: OrderedDict[str, list[tuple[int, str, str]]] = OrderedDict()
+        for gold, completion in pairs:
             gold_text = strip_gold(gold)
-            key = (canonical_answer(gold_text), canonical_answer(answer))
-            keys.append(key)
+            plan = self._plan(gold_text, completion, extract)
+            if isinstance(plan, Grade):
+                plans.append(plan)
+                continue
+            kind, text, shown, method = plan
+            key = (gold_text, kind, text)
+            plans.append((key, shown, method))
             if key in settled or key in task_of:
                 continue
-            fast = fast_equivalence(gold_text, answer) if self.fast_path else None
+            fast = (fast_equivalence(gold_text, text)
+                    if self.fast_path and kind == "answer" else None)
             if fast is not None:
-                settled[key] = (fast, "correct" if fast else "wrong", "")
+                settled[key] = (fast, "correct" if fast else "wrong", "", None, None)
                 continue
             task_of[key] = len(task_of)
-            by_gold.setdefault(key[0], []).append((task_of[key], key[1]))
+            by_gold.setdefault(gold_text, []).append((task_of[key], kind, text))
         results = self._run(by_gold, len(task_of), timeout_s, progress) if task_of else {}
 
         grades = []
-        for key, answer, guess in zip(keys, extracted, flagged, strict=True):
-            if key is None:
-                grades.append(Grade(False, "no_answer", None, "no final answer found"))
+        for plan in plans:
+            if isinstance(plan, Grade):
+                grades.append(plan)
                 continue
-            correct, reason, detail = settled[key] if key in settled else results[task_of[key]]
-            grades.append(Grade(correct, reason, answer, detail, flagged=guess))
+            key, shown, method = plan
+            correct, reason, detail, extracted, found_by = (
+                settled[key] if key in settled else results[task_of[key]])
+            if method is None:  # the worker read the completion
+                shown, method = extracted, found_by or "none"
+            grades.append(Grade(correct, reason, shown, detail,
+                                flagged=method == "last_number", method=method))
         return grades
 
-    def _run(self, by_gold, n_tasks: int, timeout_s: float,
-             progress: bool) -> dict[int, tuple[bool, str, str]]:
-        queue: deque[_Chunk] = deque()
-        for gold, items in by_gold.items():
-            for start in range(0, len(items), self.chunk_size):
-                queue.append(_Chunk(gold, items[start:start + self.chunk_size]))
-        results: dict[int, tuple[bool, str, str]] = {}
-        bar = _progress(n_tasks) if progress else None
-        with self._lock:
-            self._ensure_started()
-            self._timeout_s = timeout_s
-            try:
-                while queue or any(w.chunk for w in self._workers):
-                    self._dispatch(queue)
-                    self._collect(queue, results, bar)
-            except BaseException:
-                # Interrupted (Ctrl-C, an error): a worker still on a chunk would answer
-                # into the next batch's results, whose task ids restart at 0.
-                for index, worker in enumerate(self._workers):
-                    if worker.chunk is not None:
-                        worker.kill()
-                        self._workers[index] = self._spawn()
-                raise
-            finally:
-                if bar is not None:
-                    bar.stop()
-        return results
-
-    def _dispatch(self, queue: deque[_Chunk]) -> None:
-        for index, worker in enumerate(self._workers):
-            if worker.ready and worker.chunk is None and queue:
-                chunk = queue.popleft()
-                try:
-                    if worker.exitcode is not None:
-                        raise OSError("worker exited while idle")
-                    worker.conn.send(("chunk", chunk.gold, chunk.items, self._timeout_s))
-                except (OSError, ValueError):
-                    # Died while idle: replace it and give the chunk to a worker that is
-                    # ready (the replacement's "ready" would reset a running deadline).
-                    worker.kill()
-                    self._workers[index] = self._spawn()
-                    queue.appendleft(chunk)
-                    continue
-                worker.chunk = chunk
-                worker.deadline = time.monotonic() + self._timeout_s + HARD_GRACE_S
-
-    def _collect(self, queue, results, bar) -> None:
-        busy = [w for w in self._workers if w.chunk is not None or not w.ready]
-        timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic())
-        ready = wait([w.conn for w in busy], timeout=timeout)
-        now = time.monotonic()
-        for worker in busy:
-            if worker.conn in ready:
-                try:
-                    message = worker.conn.recv()
-                except (EOFError, OSError):
-                    self._replace(worker, queue, results, bar, "worker_crash",
-                                  f"worker died (exit code {worker.exitcode})")
-                    continue
-                self._handle(worker, message, queue, results, bar)
-            elif now >= worker.deadline and not worker.ready:
-                raise RuntimeError(
-                    f"a verifier worker did not start within {STARTUP_TIMEOUT_S:g}s; "
-                    "check that `python -m verifiers.sandbox` can import math_verify")
-            elif now >= worker.deadline:
-                self._replace(worker, queue, results, bar, "timeout",
-                              f"killed after {self._timeout_s + HARD_GRACE_S:g}s")
-
-    def _handle(self, worker, message, queue, results, bar) -> None:
-        chunk = worker.chunk
-        kind = message[0]
-        if kind == "ready":
-            worker.ready = True
-            worker.deadline = math.inf
-            return
-        if kind == "gold":
-            _, ok, detail = message
-            if not ok:
-                self._finish_all(chunk, results, bar, "bad_gold", detail)
-                worker.chunk = None
-                return
-            chunk.gold_done = True
-        elif kind == "item":
-            _, task_id, correct, reason, detail = message
-            results[task_id] = (correct, reason, detail)
-            chunk.items = [item for item in chunk.items if item[0] != task_id]
-            if bar is not None:
-                bar.advance()
-        elif kind == "fatal":
-            self._replace(worker, queue, results, bar, "worker_crash", message[1])
-            return
-        if chunk.gold_done and not chunk.items:
-            worker.chunk = None
-        else:
-            worker.deadline = time.monotonic() + self._timeout_s + HARD_GRACE_S
-
-    def _replace(self, worker, queue, results, bar, reason: str, detail: str) -> None:
-        """Kill `worker`, charge its current item, requeue the rest of its chunk."""
-        chunk = worker.chunk
-        worker.kill()
-        if chunk is None:
-            raise RuntimeError(
-                f"a verifier worker exited during start-up ({detail}); "
-                "check that `python -m verifiers.sandbox` can import math_verify")
-        self.restarts += 1
-        self._workers[self._workers.index(worker)] = self._spawn()
-        if not chunk.gold_done:
-            self._finish_all(chunk, results, bar, "bad_gold" if reason == "timeout" else reason,
-                             "reference answer: " + detail)
-            return
-        task_id, _ = chunk.items[0]
-        results[task_id] = (False, reason, detail)
-        if bar is not None:
-            bar.advance()
-        if len(chunk.items) > 1:
-            queue.appendleft(_Chunk(chunk.gold, chunk.items[1:]))
-
     @staticmethod
-    def _finish_all(chunk, results, bar, reason: str, detail: str) -> None:
-        for task_id, _ in chunk.items:
-            results[task_id] = (False, reason, detail)
-            if bar is not None:
-                bar.advance()
+    def _plan(gold_text: str, completion, extract: bool) -> Grade | tuple:
+        """A Grade settled without a worker, or (kind, text, shown answer, method) for one.
 
-
-def _progress(total: int):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    progress = Progress("[progress.description]{task.description}", BarColumn(),
-                        MofNCompleteColumn(), TimeRemainingColumn(), transient=False)
-    task = progress.add_task("verifying answers", total=total)
-    progress.start()
-
-    class _Bar:
-        def advance(self) -> None:
-            progress.advance(task)
-
-        def stop(self) -> None:
-            progress.stop()
-
-    return _Bar()
+        method None: a worker reads the completion with math-verify's extraction and
+        reports the answer and method.
+        """
+        if not isinstance(completion, str) or not completion.strip():
+            return Grade(False, "no_answer", None, "no final answer found")
+        if not extract:
+            text = completion.strip()
+            return "answer", latex_spelling(text), text, "given"
+        problem = box_problem(completion)
+        if problem is not None:
+            reason = "answer_too_long" if "longer" in problem else "no_answer"
+            return Grade(False, reason, None, problem)
+        boxed = sole_box(completion)
+        if boxed is not None:
+            return "answer", latex_spelling(boxed), boxed, "boxed"
+        # A screen with svs's own cascade: where it finds no answer at all (no box, answer
+        # line or math at the end, no number in the last 2,000 characters) the verdict
+        # is no_answer (deliberately stricter than math-verify, which might still find
+        # math earlier in a long text); code-shaped answers never reach a parser.
+        found = extract_answer(completion)
+        if found.answer is None:
+            return Grade(False, "no_answer", None, "no final answer found")
+        if looks_like_code(found.answer):
+            return Grade(False, "unsafe_input", found.answer, "answer looks like code",
+                         method=found.method)
+        return "completion", latex_spelling(completion[-MAX_COMPLETION_CHARS:]), None, None
 
 
 _default_pool: VerifierPool | None = None

@@ -17,9 +17,13 @@ a multiprocessing child: nothing of the caller (torch, threads, its `__main__`) 
 inherited or re-imported. Messages travel over a socketpair wrapped in a
 `multiprocessing.connection.Connection`, parent -> worker:
     ("chunk", gold, [(task_id, answer), ...], timeout_s)   or   ("stop",)
+Each item is (task_id, kind, text): kind "answer" is an answer already isolated by
+`verifiers.answers` (parsed as ``\boxed{text}``), kind "completion" is a whole completion
+read with math-verify's own extraction (`read_completion`).
 worker -> parent: ("ready",) once imports are done, then one message per event, sent as
 soon as it happens:
-    ("gold", ok, detail)  then  ("item", task_id, correct, reason, detail) per answer
+    ("gold", ok, detail)  then
+    ("item", task_id, correct, reason, detail, extracted, method) per item
     ("fatal", detail) right before exiting on MemoryError.
 """
 
@@ -91,6 +95,72 @@ def make_parser():
     return parse_answer
 
 
+def _method_of(pattern, target) -> str:
+    """The graded row's name for one of math-verify's extraction patterns."""
+    from math_verify.parser import LatexExtractionConfig
+
+    if "boxed" in pattern.pattern:
+        return "boxed"
+    if pattern.pattern.lower().find("answer") >= 0:
+        return "final_answer"
+    return "latex_tail" if isinstance(target, LatexExtractionConfig) else "last_number"
+
+
+def make_completion_reader():
+    """math-verify's `parse(completion)` with default options, that also says which of
+    its patterns found the answer and where.
+
+    Same steps as `math_verify.parser.extract_target_from_pred` (math-verify 0.9):
+    patterns grouped by priority; in the first group with a parsable match, matches are
+    tried rightmost first; the result is [parsed, string of the first match tried].
+    One deliberate difference (docs/verifier-tests.md): when the completion has a
+    ``\boxed`` that math-verify could not parse, a `latex_tail`/`last_number` match is
+    no answer: a guess, possibly a number out of the box, is never graded.
+    """
+    from itertools import groupby
+
+    from math_verify.parser import (
+        ExprExtractionConfig,
+        LatexExtractionConfig,
+        extract_match,
+        get_extraction_regexes,
+    )
+
+    from svs.verifiers.answers import MAX_COMPLETION_CHARS
+
+    targets = get_extraction_regexes([LatexExtractionConfig(), ExprExtractionConfig()])
+    patterns = sorted(((pattern, target, priority, _method_of(pattern, target))
+                       for target_patterns, target in targets
+                       for pattern, priority in target_patterns), key=lambda item: item[2])
+    groups = [list(group) for _, group in groupby(patterns, key=lambda item: item[2])]
+
+    def read_completion(completion: str) -> tuple[list, str, str]:
+        """(math-verify's parse result, the extracted string, method)."""
+        text = completion[-MAX_COMPLETION_CHARS:]
+        has_box = "\\boxed" in text
+        fallback = None
+        for group in groups:
+            matches = sorted(((match, target, method) for pattern, target, _, method in group
+                              for match in pattern.finditer(text)),
+                             key=lambda item: (item[0].end(), -item[0].start()), reverse=True)
+            for match, target, method in matches:
+                if any(looks_like_code(value) for name, value in match.groupdict().items()
+                       if value and ("latex" in name or name == "expr")):
+                    return [], match.group(0), "unsafe"  # never parsed
+                parsed, string = extract_match(match, target)
+                if string and fallback is None:
+                    fallback = string
+                if parsed is None:
+                    continue
+                if has_box and method in ("latex_tail", "last_number"):
+                    return [], "", "none"  # no guess where the box could not be read
+                result = [parsed] if fallback is None else [parsed, fallback]
+                return result, string, method
+        return ([fallback] if fallback else []), fallback or "", "none"
+
+    return read_completion
+
+
 def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
     """Entry point of a worker process (spawned)."""
     logging.disable(logging.CRITICAL)  # math-verify logs every failed parse
@@ -98,6 +168,7 @@ def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
     from math_verify import verify
 
     parse_answer = make_parser()
+    read_completion = make_completion_reader()
     _limit_resources(memory_mb, cpu_seconds)
     signal.signal(signal.SIGALRM, _on_alarm)
     conn.send(("ready",))
@@ -140,34 +211,60 @@ def worker_main(conn, memory_mb: int, cpu_seconds: int) -> None:
         except MemoryError:
             conn.send(("fatal", "memory limit while parsing the reference answer"))
             return
-        for task_id, answer in items:
+        for task_id, kind, text in items:
             try:
-                if looks_like_code(answer):
-                    conn.send(("item", task_id, False, "unsafe_input", "answer looks like code"))
-                    continue
-                if len(answer) > MAX_ANSWER_CHARS:
-                    conn.send(("item", task_id, False, "answer_too_long",
-                               f"extracted answer has {len(answer)} characters"))
-                    continue
-                signal.setitimer(signal.ITIMER_REAL, timeout_s)
-                try:
-                    pred = pred_cache.get(answer)
-                    if pred is None:
-                        pred = parse_answer(answer)
-                        if len(pred_cache) > 20_000:
-                            pred_cache.clear()
-                        pred_cache[answer] = pred
-                    ok = bool(pred) and verify(gold_parsed, pred, timeout_seconds=None)
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
-                conn.send(("item", task_id, ok, "correct" if ok else "wrong", ""))
+                conn.send(("item", task_id, *_grade_item(
+                    kind, text, gold_parsed, parse_answer, read_completion, pred_cache,
+                    timeout_s, verify)))
             except ItemTimeout:
-                conn.send(("item", task_id, False, "timeout", f"soft limit {timeout_s:g}s"))
+                conn.send(("item", task_id, False, "timeout", f"soft limit {timeout_s:g}s",
+                           None, None))
             except MemoryError:
                 conn.send(("fatal", "memory limit exceeded"))
                 return
             except Exception as exc:  # a bug in a parser is one verdict, not the run
-                conn.send(("item", task_id, False, "wrong", f"parser error: {type(exc).__name__}"))
+                conn.send(("item", task_id, False, "wrong",
+                           f"parser error: {type(exc).__name__}", None, None))
+
+
+def _grade_item(kind, text, gold_parsed, parse_answer, read_completion, pred_cache, timeout_s,
+                verify) -> tuple:
+    """(correct, reason, detail, extracted, method) for one item; the soft timer is on."""
+    extracted = method = None
+    if kind == "completion":
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            pred, extracted, method = read_completion(text)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        if method == "unsafe":
+            return False, "unsafe_input", "answer looks like code", extracted[:200], None
+        if not pred:
+            return False, "no_answer", "math-verify found no answer", None, "none"
+        if len(extracted) > MAX_ANSWER_CHARS:
+            return (False, "answer_too_long", f"extracted answer has {len(extracted)} characters",
+                    extracted, method)
+    else:
+        if looks_like_code(text):
+            return False, "unsafe_input", "answer looks like code", None, None
+        if len(text) > MAX_ANSWER_CHARS:
+            return False, "answer_too_long", f"extracted answer has {len(text)} characters", None, None
+        signal.setitimer(signal.ITIMER_REAL, timeout_s)
+        try:
+            pred = pred_cache.get(text)
+            if pred is None:
+                pred = parse_answer(text)
+                if len(pred_cache) > 20_000:
+                    pred_cache.clear()
+                pred_cache[text] = pred
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.setitimer(signal.ITIMER_REAL, timeout_s)
+    try:
+        ok = bool(pred) and verify(gold_parsed, pred, timeout_seconds=None)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+    return ok, "correct" if ok else "wrong", "", extracted, method
 
 
 if __name__ == "__main__":
