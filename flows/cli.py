@@ -12,6 +12,9 @@ import typer
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from svs.flows import cli_files, cli_run, cli_store  # noqa: E402
+from svs.flows.cli_doctor import doctor  # noqa: E402
+from svs.flows.cli_rejects import rejects  # noqa: E402
+from svs.flows.cli_reward import reward_server  # noqa: E402
 from svs.flows.lab.cli import lab_app  # noqa: E402
 
 app = typer.Typer(
@@ -37,9 +40,13 @@ app.command()(cli_store.versions)
 app.command()(cli_store.diff)
 app.command()(cli_store.rollback)
 app.command()(cli_store.refresh)
+app.command()(rejects)
 # long-running work
 app.command()(cli_run.serve)
 app.command()(cli_run.watch)
 app.command("train")(cli_run.train_cmd)
 app.command()(cli_run.selfplay)
+app.command("reward-server")(reward_server)
+# why entropy falls
+app.command("doctor")(doctor)
 app.add_typer(lab_app, name="lab")

@@ -110,8 +110,16 @@ def refresh(
     store: Path = STORE_OPTION,
     prompts: Path | None = typer.Option(None, "--prompts", help="Problems file imported as v1 when the set does not exist yet."),
     rollouts: list[Path] = typer.Option([], "--rollouts", "-r", help="Rollout files or dump folders (native, verl, TRL); none: generate with --model."),
-    model: str | None = typer.Option(None, "--model", help="Local model folder: generates rollouts, synthesizes and verifies."),
-    backend: str = typer.Option("transformers", "--backend", help="Policy backend: transformers or vllm."),
+    model: str | None = typer.Option(None, "--model", help="Local model folder or .gguf file (dequantized once into a cached folder): generates rollouts, synthesizes and verifies. Overrides policy.model."),
+    backend: str | None = typer.Option(None, "--backend", help="Policy backend: transformers or vllm (default: policy.backend, transformers)."),
+    dtype: str | None = typer.Option(None, "--dtype", help="Weights dtype: auto, float32, bfloat16, float16 (policy.dtype)."),
+    device: str | None = typer.Option(None, "--device", help="transformers device: cpu, cuda, cuda:1 (policy.device)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (policy.threads)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Sequences per generate call (policy.batch_size)."),
+    max_new_tokens: int | None = typer.Option(None, "--max-new-tokens", help="Cap on every stage's token budget (policy.max_new_tokens)."),
+    chat_template: str | None = typer.Option(None, "--chat-template", help="Replace the tokenizer's chat template: Jinja text or a file (policy.chat_template)."),
+    system_prompt: str | None = typer.Option(None, "--system-prompt", help="System message sent first; default: the template's own (policy.system_prompt)."),
+    publish_weak: bool = typer.Option(False, "--publish-weak", help="Publish even when the policy gave no seeds or no accepted variant (policy.require_variants: false)."),
     config: Path | None = typer.Option(None, "--config", "-c", help="YAML/JSON with sections refresh, diagnosis, synthesizers, svs, symbolic, consistency, generate."),
     text_col: str | None = typer.Option(None, "--text-col", help="Problem column of --prompts."),
     answer_col: str | None = typer.Option(None, "--answer-col", help="Answer column of --prompts."),
@@ -136,7 +144,12 @@ def refresh(
                          config=str(config) if config else None, text_col=text_col,
                          answer_col=answer_col, exports=list(export),
                          report=str(report) if report else None,
-                         runner=runner_option(runner, workers, address))
+                         runner=runner_option(runner, workers, address),
+                         policy={"dtype": dtype, "device": device, "threads": threads,
+                                 "batch_size": batch_size, "max_new_tokens": max_new_tokens,
+                                 "chat_template": chat_template,
+                                 "system_prompt": system_prompt,
+                                 "require_variants": False if publish_weak else None})
         if no_prefect:
             outcome = refresh_steps(Steps(False, say=lambda line: err.print(line, highlight=False)), **arguments)
         else:

@@ -113,5 +113,6 @@ def merge_diagnoses(parts: Sequence[Any], groups: Sequence[RolloutGroup]):
         raise ValueError("a problem appears in two diagnosis shards; shard with shard_groups")
     steps = sorted({g.step for g in groups if g.step is not None})
     return memorization.Diagnosis(problems=problems, config=parts[0].config,
-                                  totals=memorization.diagnosis_totals(problems, groups),
+                                  totals=memorization.diagnosis_totals(problems, groups,
+                                                                       parts[0].config),
                                   steps=tuple(steps))

@@ -14,183 +14,42 @@ problem's latest step:
   shares) is at most `max_effective_solutions`; otherwise `solved_diverse`.
   With fewer than `min_correct_for_collapse` correct rollouts collapse cannot be
   judged and the problem counts as `solved_diverse`, saying so in its reasons.
+
+A guess is not a solve: labels follow the grader, but seeds and kept solutions count
+only real solves (`verifiers.consistency.counts_as_solve`): a correct rollout whose answer
+the grader had to guess (no ``\\boxed{}`` or answer line: the last number, trailing
+LaTeX) or whose completion was cut at the token limit (`metadata["finish_reason"] ==
+"length"` or `metadata["truncated"]`) is reported, never a seed. Every problem's metrics
+carry `answers/guessed_share` (of its correct rollouts) and `answers/truncated_share` (of
+all its rollouts); the totals add the overall shares and `warnings` when they dominate.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from svs.core.config import Band, field_help, from_mapping, option
 from svs.core.records import RolloutGroup
 from svs.pipeline import diversity
+from svs.pipeline.diagnosis_types import (  # noqa: F401 - re-exported with the rule
+    HISTORY_KEYS,
+    KEEP_SOLUTIONS,
+    LABELS,
+    LEARNING,
+    MEMORIZED,
+    SOLVED_DIVERSE,
+    UNSOLVED,
+    Diagnosis,
+    DiagnosisConfig,
+    ProblemDiagnosis,
+)
+from svs.verifiers.answers import extract_answer
+from svs.verifiers.consistency import counts_as_solve, is_guess, is_truncated
 from svs.verifiers.textsim import grouped_oph_similarity, oph_signatures
-
-MEMORIZED, SOLVED_DIVERSE, LEARNING, UNSOLVED = "memorized", "solved_diverse", "learning", "unsolved"
-LABELS = (MEMORIZED, SOLVED_DIVERSE, LEARNING, UNSOLVED)
-KEEP_SOLUTIONS = ("seeds", "all", "none")
-# Per-step values kept in each problem's history (and plotted as trends).
-HISTORY_KEYS = ("diversity/n", "diversity/solve_rate", "diversity/solution_diversity",
-                "diversity/effective_solutions")
-
-
-
-@dataclass(frozen=True)
-class DiagnosisConfig:
-    """Thresholds of the memorization rule and how similarity is measured."""
-
-    solved_min_solve_rate: float = option(
-        0.85, "A problem counts as solved when at least this share of its rollouts is "
-        "correct (14/16 or 7/8: 'nearly always', tolerating occasional slips).")
-    max_effective_solutions: float = option(
-        2.0, "Solved problems whose correct solutions form at most this effective number "
-        "of distinct trajectories (exp of cluster-share entropy) are memorized.")
-    min_correct_for_collapse: int = option(
-        4, "Fewest correct rollouts needed to call a solved problem collapsed; below it "
-        "the problem is solved_diverse with a reason saying the evidence is thin.")
-    cluster_threshold: float = option(
-        0.4, "Word-3-gram Jaccard similarity at or above which two correct solutions are "
-        "the same trajectory (light rewording measured at 0.45-0.8, different methods "
-        "below 0.2 on the planted set).")
-    ngram: int = option(3, "Words per shingle for solution similarity.")
-    num_bins: int = option(128, "One-permutation-hashing bins per solution (power of two); "
-                          "more bins, less estimation noise (sd ~0.04 at 128).")
-    seed_band: tuple[float, float] = option(
-        (0.125, 0.5), "Solve-rate band (inclusive) of learning problems marked as synthesis "
-        "seeds: SvS's under-performing band, 1 to 4 of 8 correct.")
-    seed_memorized: bool = option(False, "Also mark memorized problems as seeds.")
-    keep_solutions: str = option(
-        "seeds", "Which problems keep their correct completions in the diagnosis: "
-        "'seeds' (what synthesis needs), 'all', or 'none'.")
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.solved_min_solve_rate <= 1.0:
-            raise ValueError("solved_min_solve_rate must be in (0, 1], got "
-                             f"{self.solved_min_solve_rate}")
-        if self.max_effective_solutions < 1.0:
-            raise ValueError("max_effective_solutions must be >= 1 (one trajectory), got "
-                             f"{self.max_effective_solutions}")
-        if self.min_correct_for_collapse < 2:
-            raise ValueError("min_correct_for_collapse must be >= 2: collapse needs at least "
-                             f"two correct solutions to compare, got {self.min_correct_for_collapse}")
-        if not 0.0 < self.cluster_threshold <= 1.0:
-            raise ValueError(f"cluster_threshold must be in (0, 1], got {self.cluster_threshold}")
-        if self.ngram < 1:
-            raise ValueError(f"ngram must be >= 1, got {self.ngram}")
-        if self.num_bins < 2 or self.num_bins & (self.num_bins - 1):
-            raise ValueError(f"num_bins must be a power of two >= 2, got {self.num_bins}")
-        object.__setattr__(self, "seed_band", Band.of(self.seed_band, "seed_band"))
-        high = self.seed_band.high
-        if high >= self.solved_min_solve_rate:
-            raise ValueError(f"seed_band's upper end ({high}) must be below solved_min_solve_rate "
-                             f"({self.solved_min_solve_rate}): seeds are learning problems")
-        if self.keep_solutions not in KEEP_SOLUTIONS:
-            raise ValueError(f"keep_solutions must be one of {KEEP_SOLUTIONS}, got {self.keep_solutions!r}")
-
-    @classmethod
-    def help(cls) -> dict[str, str]:
-        return field_help(cls)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DiagnosisConfig:
-        return from_mapping(cls, data)
-
-
-@dataclass(frozen=True)
-class ProblemDiagnosis:
-    """One problem's verdict: label, why, seed flag, metrics of its latest step, history."""
-
-    problem_id: str
-    prompt: str
-    answer: str
-    label: str
-    reasons: tuple[str, ...]
-    is_seed: bool
-    metrics: Mapping[str, float]
-    history: tuple[Mapping[str, Any], ...] = ()
-    correct_solutions: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"problem_id": self.problem_id, "prompt": self.prompt, "answer": self.answer,
-                "label": self.label, "reasons": list(self.reasons), "is_seed": self.is_seed,
-                "metrics": _json_numbers(self.metrics),
-                "history": [_json_numbers(h) for h in self.history],
-                "correct_solutions": list(self.correct_solutions)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> ProblemDiagnosis:
-        return cls(problem_id=data["problem_id"], prompt=data["prompt"], answer=data["answer"],
-                   label=data["label"], reasons=tuple(data["reasons"]), is_seed=bool(data["is_seed"]),
-                   metrics=_nan_numbers(data["metrics"]),
-                   history=tuple(_nan_numbers(h) for h in data.get("history", ())),
-                   correct_solutions=tuple(data.get("correct_solutions", ())))
-
-
-@dataclass(frozen=True)
-class Diagnosis:
-    problems: tuple[ProblemDiagnosis, ...]
-    config: DiagnosisConfig
-    totals: Mapping[str, Any]
-    steps: tuple[int, ...] = ()
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_by_id", {p.problem_id: p for p in self.problems})
-
-    def __getitem__(self, problem_id: str) -> ProblemDiagnosis:
-        return self._by_id[problem_id]
-
-    def by_label(self, label: str) -> list[ProblemDiagnosis]:
-        if label not in LABELS:
-            raise ValueError(f"unknown label {label!r}; valid: {LABELS}")
-        return [p for p in self.problems if p.label == label]
-
-    def seeds(self) -> list[ProblemDiagnosis]:
-        return [p for p in self.problems if p.is_seed]
-
-    def correct_solutions(self, problem_id: str) -> tuple[str, ...]:
-        """Correct completions kept for a problem (see DiagnosisConfig.keep_solutions)."""
-        return self._by_id[problem_id].correct_solutions
-
-    def to_json(self, *, indent: int | None = None) -> str:
-        payload = {"format": "svs-diagnosis/1", "config": asdict(self.config),
-                   "totals": _json_numbers(self.totals), "steps": list(self.steps),
-                   "problems": [p.to_dict() for p in self.problems]}
-        return json.dumps(payload, indent=indent, ensure_ascii=False, allow_nan=False)
-
-    @classmethod
-    def from_json(cls, text: str) -> Diagnosis:
-        data = json.loads(text)
-        if data.get("format") != "svs-diagnosis/1":
-            raise ValueError(f"not an svs diagnosis (format {data.get('format')!r}, "
-                             "expected 'svs-diagnosis/1')")
-        return cls(problems=tuple(ProblemDiagnosis.from_dict(p) for p in data["problems"]),
-                   config=DiagnosisConfig.from_dict(data["config"]),
-                   totals=_nan_numbers(data["totals"]), steps=tuple(data["steps"]))
-
-
-def _json_numbers(values: Mapping[str, Any]) -> dict[str, Any]:
-    """NaN and infinities become null: report.json stays strict JSON."""
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, Mapping):
-            value = _json_numbers(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            value = None
-        elif isinstance(value, np.generic):
-            value = value.item()
-        out[key] = value
-    return out
-
-
-def _nan_numbers(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (math.nan if v is None else _nan_numbers(v) if isinstance(v, Mapping) else v)
-            for k, v in values.items()}
 
 
 def label_problem(metrics: Mapping[str, float], config: DiagnosisConfig) -> tuple[str, list[str]]:
@@ -219,6 +78,43 @@ def label_problem(metrics: Mapping[str, float], config: DiagnosisConfig) -> tupl
         return MEMORIZED, reasons
     reasons.append(f"{spread} > {config.max_effective_solutions:.2f}")
     return SOLVED_DIVERSE, reasons
+
+
+def answer_method(rollout) -> str | None:
+    """How the rollout's answer was found: recorded at grading (`metadata["answer_method"]`)
+    or re-read with the grader's string cascade (`verifiers.answers.extract_answer`; pure
+    string work, nothing is parsed as mathematics). None for incorrect rollouts."""
+    if not rollout.correct:
+        return None
+    recorded = rollout.metadata.get("answer_method")
+    return recorded if isinstance(recorded, str) else extract_answer(rollout.completion).method
+
+
+def finish_reason(rollout) -> str | None:
+    """"stop", "length" (cut at the token limit) or None when nobody recorded it."""
+    recorded = rollout.metadata.get("finish_reason")
+    if isinstance(recorded, str):
+        return recorded
+    return "length" if rollout.metadata.get("truncated") is True else None
+
+
+def real_solves(group: RolloutGroup, config: DiagnosisConfig) -> list:
+    """The group's correct rollouts that count as solves for seeds (a guess is not one)."""
+    return [r for r in group.rollouts
+            if counts_as_solve(r.correct, answer_method(r), finish_reason(r),
+                               accept_guesses=config.seed_accept_guesses,
+                               accept_truncated=config.seed_accept_truncated)]
+
+
+def answer_metrics(group: RolloutGroup, config: DiagnosisConfig) -> dict[str, float]:
+    correct = [r for r in group.rollouts if r.correct]
+    guessed = sum(is_guess(answer_method(r)) for r in correct)
+    truncated = sum(is_truncated(finish_reason(r)) for r in group.rollouts)
+    return {"answers/n_guessed": float(guessed),
+            "answers/guessed_share": guessed / len(correct) if correct else math.nan,
+            "answers/n_truncated": float(truncated),
+            "answers/truncated_share": truncated / group.n if group.n else math.nan,
+            "answers/n_real_solves": float(len(real_solves(group, config)))}
 
 
 def _similarities(groups: Sequence[RolloutGroup], config: DiagnosisConfig,
@@ -273,12 +169,13 @@ def diagnose(groups: Sequence[RolloutGroup], config: DiagnosisConfig | None = No
         for group, similarity in zip(groups, similarities, strict=True):
             metrics = diversity.group_metrics(group, similarity=similarity,
                                               cluster_threshold=config.cluster_threshold)
+            metrics.update(answer_metrics(group, config))
             per_problem[group.problem_id].append((group, metrics))
             bar.advance("metrics", 1)
     problems = [_diagnose_problem(history, config) for history in per_problem.values()]
     steps = sorted({g.step for g in groups if g.step is not None})
     return Diagnosis(problems=tuple(problems), config=config,
-                     totals=diagnosis_totals(problems, groups), steps=tuple(steps))
+                     totals=diagnosis_totals(problems, groups, config), steps=tuple(steps))
 
 
 def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
@@ -297,13 +194,24 @@ def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
                        f"went from {first_rate:.2f} to {metrics['diversity/solve_rate']:.2f}")
     metrics["trend/steps"] = float(len(history))
     low, high = config.seed_band
-    rate = metrics["diversity/solve_rate"]
-    is_seed = (label == LEARNING and config.seed_band.contains(rate)) or (label == MEMORIZED and config.seed_memorized)
+    solved = real_solves(group, config)
+    real_rate = len(solved) / group.n if group.n else 0.0
+    graded = int(metrics["diversity/n_correct"])
+    if graded > len(solved):
+        reasons.append(f"{graded - len(solved)} of {graded} correct rollout(s) do not count as "
+                       f"solves: {int(metrics['answers/n_guessed'])} guessed answer(s) (no "
+                       f"\\boxed{{}} or answer line), {int(metrics['answers/n_truncated'])} "
+                       f"rollout(s) cut at the token limit")
+    in_band = label == LEARNING and bool(solved) and config.seed_band.contains(real_rate)
+    is_seed = in_band or (label == MEMORIZED and config.seed_memorized and bool(solved))
     if is_seed:
-        reasons.append("seed: " + (f"solve rate in the SvS band [{low}, {high}]"
-                                   if label == LEARNING else "memorized and seed_memorized is set"))
+        reasons.append("seed: " + (f"real solve rate {len(solved)}/{group.n} in the SvS band "
+                                   f"[{low}, {high}]" if in_band
+                                   else "memorized and seed_memorized is set"))
+    elif label in (LEARNING, MEMORIZED) and not solved:
+        reasons.append("not a seed: no correct rollout is a real solve")
     keep = config.keep_solutions == "all" or (config.keep_solutions == "seeds" and is_seed)
-    solutions = tuple(r.completion for r in group.rollouts if r.correct) if keep else ()
+    solutions = tuple(r.completion for r in solved) if keep else ()
     return ProblemDiagnosis(
         problem_id=group.problem_id, prompt=group.prompt, answer=group.answer, label=label,
         reasons=tuple(reasons), is_seed=is_seed, metrics=metrics,
@@ -312,7 +220,9 @@ def _diagnose_problem(history: list[tuple[RolloutGroup, dict[str, float]]],
         correct_solutions=solutions)
 
 
-def diagnosis_totals(problems: Sequence[ProblemDiagnosis], groups: Sequence[RolloutGroup]) -> dict[str, Any]:
+def diagnosis_totals(problems: Sequence[ProblemDiagnosis], groups: Sequence[RolloutGroup],
+                     config: DiagnosisConfig | None = None) -> dict[str, Any]:
+    config = config or DiagnosisConfig()
     labels = Counter(p.label for p in problems)
 
     def mean(key: str) -> float:
@@ -330,7 +240,30 @@ def diagnosis_totals(problems: Sequence[ProblemDiagnosis], groups: Sequence[Roll
     }
     for k in diversity.pass_at_k_ks(max((g.n for g in groups), default=0)):
         totals[f"diversity/pass@{k}"] = mean(f"diversity/pass@{k}")
+    totals.update(answer_totals(groups, config))
     return totals
+
+
+def answer_totals(groups: Sequence[RolloutGroup], config: DiagnosisConfig) -> dict[str, Any]:
+    """Overall guessed / truncated shares, and warnings when they dominate."""
+    rollouts = [r for g in groups for r in g.rollouts]
+    correct = [r for r in rollouts if r.correct]
+    guessed = sum(is_guess(answer_method(r)) for r in correct)
+    truncated = sum(is_truncated(finish_reason(r)) for r in rollouts)
+    guessed_share = guessed / len(correct) if correct else math.nan
+    truncated_share = truncated / len(rollouts) if rollouts else math.nan
+    warnings = []
+    if correct and guessed_share > config.warn_share:
+        warnings.append(f"{guessed} of {len(correct)} correct rollouts ({guessed_share:.0%}) "
+                        f"are guessed answers (no \\boxed{{}} or answer line): they are not "
+                        f"solves and make no seeds")
+    if rollouts and truncated_share > config.warn_share:
+        warnings.append(f"{truncated} of {len(rollouts)} rollouts ({truncated_share:.0%}) were "
+                        f"cut at the token limit: raise max_new_tokens or use a stronger "
+                        f"policy")
+    return {"answers/guessed": guessed, "answers/guessed_share": guessed_share,
+            "answers/truncated": truncated, "answers/truncated_share": truncated_share,
+            "warnings": warnings}
 
 
 class _Progress:

@@ -69,17 +69,6 @@ def _model_fingerprint(model: str | None) -> Any:
             if p.is_file()]
 
 
-def load_policy(model: str | None, backend: str, needed: bool, why: str) -> Any:
-    if model is None:
-        if needed:
-            raise ValueError(f"this refresh needs a policy ({why}); pass --model PATH")
-        return None
-    from svs.pipeline.policy.base import CountingPolicy
-    from svs.pipeline.policy.loading import load_policy as load
-
-    return CountingPolicy(load(model, backend=backend))
-
-
 def rollout_groups(base: PromptSet, rollouts: Sequence[Path], policy: Any,
                    config: GenerateConfig) -> tuple[list[RolloutGroup], int]:
     """Rollout groups keyed by the set's problem ids, and how many groups matched no
@@ -134,7 +123,8 @@ def generate_groups(problems: Sequence[Problem], policy: Any,
             rollouts.append(Rollout(problem.id, prompt, problem.answer, generation.text,
                                     correct=grade.correct, extracted=grade.extracted,
                                     reason=grade.reason,
-                                    token_logprobs=generation.token_logprobs))
+                                    token_logprobs=generation.token_logprobs,
+                                    metadata={"finish_reason": generation.finish_reason}))
         groups.append(RolloutGroup.from_rollouts(rollouts))
     return groups
 

@@ -158,6 +158,14 @@ def render_html(diagnosis: Diagnosis, *, title: str = "svs diagnosis") -> str:
              f"<h1>{esc(title)}</h1>",
              f"<p>{totals['problems']} problems, {totals['rollouts']} rollouts, "
              f"{len(diagnosis.steps) or 1} step(s); {totals['seeds']} synthesis seeds.</p>",
+             f"<p>Guessed answers (no \\boxed{{}} or answer line): "
+             f"{totals.get('answers/guessed', 0)} of the correct rollouts "
+             f"({_fmt(totals.get('answers/guessed_share', math.nan))}); cut at the token "
+             f"limit: {totals.get('answers/truncated', 0)} rollouts "
+             f"({_fmt(totals.get('answers/truncated_share', math.nan))}). Neither makes a "
+             f"seed.</p>",
+             *[f"<p style='color:#b00'><b>warning:</b> {esc(w)}</p>"
+               for w in totals.get("warnings", ())],
              "<table><tr><th>label</th><th>problems</th><th>share</th></tr>"]
     for label in LABELS:
         count = totals["labels"][label]
@@ -166,7 +174,7 @@ def render_html(diagnosis: Diagnosis, *, title: str = "svs diagnosis") -> str:
                      f"<td>{count}</td><td>{share:.1%}</td></tr>")
     parts.append("</table><table><tr><th>metric</th><th>mean over problems</th></tr>")
     for key, value in totals.items():
-        if key.startswith("diversity/"):
+        if key.startswith(("diversity/", "answers/")) and not isinstance(value, list):
             parts.append(f"<tr><td>{esc(key)}</td><td>{_fmt(value)}</td></tr>")
     parts.append("</table>")
     for caption, figure in figures:

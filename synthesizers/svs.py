@@ -49,6 +49,10 @@ class SvSConfig:
                 "8 rollouts); None: all."})
     max_candidates_per_seed: int | None = field(default=None, metadata={
         "help": "Distinct extracted problems kept per seed; None: all n_samples."})
+    extraction_fallbacks: bool = field(default=True, metadata={
+        "help": "After the method's extraction cascade, try svs's fallbacks (a 'new "
+                "problem:' / 'problem:' marker, an unclosed fence; synthesizers.extract); "
+                "each candidate records which step found it."})
     seed_labels: tuple[str, ...] = field(default=(), metadata={
         "help": "Diagnosis labels whose problems are seeds too, beyond those the diagnosis "
                 "flagged (its SvS band), e.g. ('memorized',)."})
@@ -141,7 +145,7 @@ def candidates_from_outputs(seed: Seed, outputs: Sequence[str],
     candidates = []
     seen: set[str] = set()
     for index, output in enumerate(outputs):
-        extracted = extract_problem(output)
+        extracted = extract_problem(output, config.extraction_fallbacks)
         if not extracted.ok:
             candidates.append(Candidate(seed, None, output, NAME, NO_PROBLEM, extracted.detail))
             continue

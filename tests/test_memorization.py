@@ -41,7 +41,8 @@ def test_memorized_precision_and_recall_on_a_planted_set():
 
 
 def _group(n_correct, n=8, text="same words again and again in this solution", step=None, pid="p"):
-    rollouts = [Rollout(pid, "prompt", "1", f"{text} {i if i >= n_correct else ''}",
+    rollouts = [Rollout(pid, "prompt", "1", f"{text} {i if i >= n_correct else ''} so the "
+                        f"answer is \\boxed{{{1 if i < n_correct else 2}}}.",
                         step=step, correct=i < n_correct, extracted="1" if i < n_correct else "2")
                 for i in range(n)]
     return RolloutGroup.from_rollouts(rollouts, step=step)

@@ -20,7 +20,9 @@ CASES = [
      "text_block"),
     ("<think>```text\ndraft\n```</think> no block after thinking", None, "none"),
     ("The problem is about triangles.", None, "none"),
-    ("```text\nunclosed fence because the output was cut", None, "none"),
+    # svs's fallback (the method's cascade alone finds nothing: test_synth_extract_fallbacks)
+    ("```text\nunclosed fence because the output was cut",
+     "unclosed fence because the output was cut", "unclosed_fence"),
     ("```text\n   \n```", None, "text_block"),
     ("", None, "none"),
 ]

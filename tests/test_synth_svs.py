@@ -115,7 +115,7 @@ def test_svs_needs_a_policy():
 
 def _group(problem: Problem, n_correct: int, n: int = 8) -> RolloutGroup:
     rollouts = [Rollout(problem.id, problem.text, problem.answer,
-                        completion=f"{'right' if i < n_correct else 'wrong'} way {i}",
+                        completion=f"{'right' if i < n_correct else 'wrong'} way {i}: \\boxed{{1}}",
                         correct=i < n_correct) for i in range(n)]
     return RolloutGroup.from_rollouts(rollouts)
 
@@ -126,17 +126,18 @@ def test_seeds_from_diagnosis():
     diagnosis = diagnose([_group(learning, 3), _group(solved, 8)], DiagnosisConfig())
     seeds = seeds_from_diagnosis(diagnosis, [learning, solved], SvSConfig(max_seeds_per_problem=2))
     assert [s.problem for s in seeds] == [learning, learning]
-    assert [s.solution for s in seeds] == ["right way 0", "right way 1"]
+    assert [s.solution for s in seeds] == ["right way 0: \\boxed{1}", "right way 1: \\boxed{1}"]
     assert seeds[0].rollout_ref == f"{learning.id}/correct=0"
 
 
 def test_seeds_from_memorized_problems_need_all_solutions_kept():
     memorized = Problem("A problem answered the same way every time.", "4")
     group = RolloutGroup.from_rollouts([Rollout(memorized.id, memorized.text, "4",
-                                                completion="same words", correct=True)] * 8)
+                                                completion="same words \\boxed{4}",
+                                                correct=True)] * 8)
     with pytest.raises(ValueError, match="keep_solutions='all'"):
         seeds_from_diagnosis(diagnose([group]), [memorized], SvSConfig(seed_labels=("memorized",)))
     diagnosis = diagnose([group], DiagnosisConfig(keep_solutions="all"))
     seeds = seeds_from_diagnosis(diagnosis, [memorized], SvSConfig(seed_labels=("memorized",)))
     assert diagnosis.problems[0].label == "memorized"
-    assert [s.solution for s in seeds] == ["same words"] * 4  # capped per problem
+    assert [s.solution for s in seeds] == ["same words \\boxed{4}"] * 4  # capped per problem

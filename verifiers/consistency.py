@@ -23,6 +23,15 @@ Word problems, whose numbers are not one expression, are left to the solve rate.
 The text is read by svs's own bounded parser (`svs.verifiers.mathparse`: no eval, no
 sympify, power-size limits), never by sympy's string parser.
 
+A guess is not a solve (svs's own rule; trainers keep math-verify's verdict): a solution
+counts toward the solve rate only when the grader found a real answer in it (a
+``\\boxed{}`` or an answer line: `Grade.method` in `REAL_ANSWER_METHODS`) and the
+completion ended by itself (`finish_reason` "stop", not cut at the token limit). A
+correct last number picked out of cut-off text is what a 135M model "solves" with;
+counting it accepted gibberish variants (issue 18). `accept_guesses` and
+`accept_truncated` turn each back on. Every accepted variant keeps its solve records
+(`metadata["solves"]`: correct, method, finish reason, counted).
+
 Every reject keeps its candidate, its reason slug and a detail for people.
 """
 
@@ -34,10 +43,32 @@ from typing import Any
 
 from svs.core.config import Band
 from svs.core.constants import SOLVE_INSTRUCTION
-from svs.core.protocols import Policy, SamplingParams
+from svs.core.protocols import FINISH_LENGTH, Policy, SamplingParams
 from svs.core.records import Candidate, Problem, Verdict
 from svs.verifiers.problems import NearDuplicateIndex, ProblemCheckConfig, check_problem
-from svs.verifiers.sympy_answers import sympy_verdict
+
+# How the grader found an answer, when that answer was really given (not guessed).
+REAL_ANSWER_METHODS = ("boxed", "final_answer", "given")
+
+
+def is_guess(method: str | None) -> bool:
+    """The answer was picked out of the text (last number, trailing LaTeX), not given."""
+    return method not in REAL_ANSWER_METHODS
+
+
+def is_truncated(finish_reason: str | None) -> bool:
+    """The completion was cut at the token limit (unknown finish reasons are not)."""
+    return finish_reason == FINISH_LENGTH
+
+
+def counts_as_solve(correct: bool | None, method: str | None, finish_reason: str | None, *,
+                    accept_guesses: bool = False, accept_truncated: bool = False) -> bool:
+    """Whether a graded solution counts as solved for svs (see the module docstring)."""
+    if not correct:
+        return False
+    if is_guess(method) and not accept_guesses:
+        return False
+    return accept_truncated or not is_truncated(finish_reason)
 
 
 @dataclass(frozen=True)
@@ -62,6 +93,11 @@ class ConsistencyConfig:
     sympy_check: bool = field(default=True, metadata={
         "help": "Reject a variant that sympy computes to another answer when sympy computes "
                 "its original to the reference answer (sympy_mismatch)."})
+    accept_guesses: bool = field(default=False, metadata={
+        "help": "Count a correct answer the grader only guessed (last number, trailing "
+                "LaTeX; no \\boxed{} or answer line) as a solve."})
+    accept_truncated: bool = field(default=False, metadata={
+        "help": "Count a correct answer from a completion cut at max_new_tokens as a solve."})
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "band", Band.of(self.band, "band"))
@@ -127,9 +163,13 @@ def band_verdict(n_correct: int, n: int, band: tuple[float, float]) -> Verdict:
 
 
 def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],
-                  checks: ProblemCheckConfig | None = None) -> list[Verdict]:
+                  checks: ProblemCheckConfig | None = None, *,
+                  seed_texts: Sequence[str | None] | None = None,
+                  prompt_texts: Sequence[Sequence[str]] | None = None) -> list[Verdict]:
     """The problem-text checks of `verifiers.problems`, in order. Each text that passes
-    joins the near-duplicate index, so later candidates must not duplicate it either."""
+    joins the near-duplicate index, so later candidates must not duplicate it either.
+    `seed_texts[i]` / `prompt_texts[i]`: problem i's seed problem (its language) and what
+    its synthesis prompt showed (not to be echoed)."""
     checks = checks or ProblemCheckConfig()
     corpus_texts = {}
     for position, item in enumerate(corpus):
@@ -139,32 +179,62 @@ def text_verdicts(problems: Sequence[Problem], corpus: Iterable[Problem | str],
             corpus_texts[f"corpus-{position}"] = item
     index = NearDuplicateIndex(corpus_texts, checks)
     verdicts = []
-    for problem in problems:
-        verdict = check_problem(problem.text, problem.answer, checks, index)
+    for position, problem in enumerate(problems):
+        verdict = check_problem(
+            problem.text, problem.answer, checks, index,
+            seed_text=seed_texts[position] if seed_texts else None,
+            prompt_texts=prompt_texts[position] if prompt_texts else ())
         if verdict.ok:
             index.add([problem.id], [problem.text])
         verdicts.append(verdict)
     return verdicts
 
 
-def solve_rates(problems: Sequence[Problem], policy: Policy,
-                config: ConsistencyConfig) -> list[tuple[int, int]]:
-    """(correct, total) per problem: n_solves samples graded against `problem.answer`."""
+def solve_records(problems: Sequence[Problem], policy: Policy,
+                  config: ConsistencyConfig) -> list[list[dict[str, Any]]]:
+    """Per problem, one record per sampled solution: correct (the grader's verdict),
+    method, finish_reason, extracted, counted (`counts_as_solve` under `config`)."""
     from svs.verifiers.grader import grade_batch
 
     if not problems:
         return []
     prompts = [solve_prompt(p.text, config.solve_suffix) for p in problems]
-    groups = policy.generate(prompts, config.sampling(), progress=len(prompts) > 8)
+    groups = policy.generate(prompts, config.sampling(), progress=True)
     pairs = [(p.answer, g.text) for p, group in zip(problems, groups, strict=True)
              for g in group]
-    grades = grade_batch(pairs, timeout_s=config.grade_timeout_s, progress=len(pairs) > 256)
-    counts, position = [], 0
+    grades = iter(grade_batch(pairs, timeout_s=config.grade_timeout_s, progress=True))
+    records = []
     for group in groups:
-        chunk = grades[position:position + len(group)]
-        position += len(group)
-        counts.append((sum(g.correct for g in chunk), len(chunk)))
-    return counts
+        records.append([])
+        for generation in group:
+            grade = next(grades)
+            finish = getattr(generation, "finish_reason", None)
+            records[-1].append({
+                "correct": bool(grade.correct), "method": grade.method,
+                "finish_reason": finish, "extracted": grade.extracted,
+                "counted": counts_as_solve(grade.correct, grade.method, finish,
+                                           accept_guesses=config.accept_guesses,
+                                           accept_truncated=config.accept_truncated)})
+    return records
+
+
+def solve_rates(problems: Sequence[Problem], policy: Policy,
+                config: ConsistencyConfig) -> list[tuple[int, int]]:
+    """(counted solves, total) per problem: n_solves samples graded against
+    `problem.answer`; guesses and truncated solutions count only when `config` says so."""
+    return [(sum(r["counted"] for r in records), len(records))
+            for records in solve_records(problems, policy, config)]
+
+
+def _solve_summary(records: Sequence[Mapping[str, Any]]) -> str:
+    graded = sum(r["correct"] for r in records)
+    counted = sum(r["counted"] for r in records)
+    if graded == counted:
+        return ""
+    guessed = sum(r["correct"] and is_guess(r["method"]) for r in records)
+    cut = sum(r["correct"] and is_truncated(r["finish_reason"]) for r in records)
+    return (f"; {graded} graded correct but {graded - counted} not counted "
+            f"({guessed} guessed answers, {cut} cut at the token limit)")
 
 
 def verify_candidates(candidates: Sequence[Candidate], policy: Policy | None,
@@ -192,7 +262,9 @@ def verify_candidates(candidates: Sequence[Candidate], policy: Policy | None,
                              f"(synthesizer {unproven[0].synthesizer!r}) have unproven "
                              f"answers; pass a policy to measure their solve rate")
     if config.check_text and pending:
-        verdicts = text_verdicts([c.problem for c in pending], corpus, config.text_checks)
+        verdicts = text_verdicts([c.problem for c in pending], corpus, config.text_checks,
+                                 seed_texts=[c.seed.problem.text for c in pending],
+                                 prompt_texts=[(c.seed.solution,) for c in pending])
         passed = []
         for candidate, verdict in zip(pending, verdicts, strict=True):
             if verdict.ok:
@@ -201,6 +273,8 @@ def verify_candidates(candidates: Sequence[Candidate], policy: Policy | None,
                 rejects.append(Reject(verdict.reason, verdict.detail, candidate))
         pending = passed
     if config.sympy_check and pending:
+        from svs.verifiers.sympy_answers import sympy_verdict  # sympy: only when needed
+
         passed = []
         for candidate in pending:
             verdict = Verdict(True, "ok") if candidate.answer_proven else sympy_verdict(
@@ -213,15 +287,18 @@ def verify_candidates(candidates: Sequence[Candidate], policy: Policy | None,
     if policy is None:
         return [c.problem for c in pending], rejects
     accepted = []
-    counts = solve_rates([c.problem for c in pending], policy, config)
-    for candidate, (n_correct, n) in zip(pending, counts, strict=True):
+    all_records = solve_records([c.problem for c in pending], policy, config)
+    for candidate, records in zip(pending, all_records, strict=True):
+        n_correct, n = sum(r["counted"] for r in records), len(records)
         verdict = band_verdict(n_correct, n, config.band)
         rate = n_correct / n
         if verdict.ok:
-            metadata = {**candidate.problem.metadata, "solve_rate": rate}
+            metadata = {**candidate.problem.metadata, "solve_rate": rate,
+                        "solves": [dict(r) for r in records]}
             accepted.append(replace(candidate.problem, metadata=metadata))
         else:
-            rejects.append(Reject(verdict.reason, verdict.detail, candidate, rate))
+            rejects.append(Reject(verdict.reason, verdict.detail + _solve_summary(records),
+                                  candidate, rate))
     return accepted, rejects
 
 

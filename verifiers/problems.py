@@ -7,13 +7,29 @@ failure (or `Verdict(True, "ok")`):
 - `garbage`:         control characters, invalid Unicode, a character run or a word
                      repeated far beyond prose, too few letters;
 - `too_short` / `too_long`: outside [min_chars, max_chars] characters or < min_words words;
+- `tag_soup`:        mostly HTML/XML-like tags (`<providers></providers>`, `<problem>`);
+- `markup_fragment`: a piece of formatting rather than prose: fence remnants, horizontal
+                     rules, table rows or headings making up much of the text;
+- `other_language`:  the seed is English and the text is not (English function words
+                     are nearly absent, or most letters are of another script);
+- `about_a_problem`: the text talks about a problem or its solution ("the answer is",
+                     "the given problem", "let's", "is a classic example", ...);
+- `no_question`:     the text asks nothing: no question mark and no task word (find,
+                     compute, determine, how many, what, prove, ...);
+- `prompt_echo`:     the synthesis prompt's instructions or the seed's worked solution
+                     repeated back (word 4-grams shared with it, or its stock phrases);
 - `answer_leak`:     the reference answer is given away: a ``\boxed{}`` in the problem,
                      "the answer is <gold>", or the gold answer itself (if it is at least
                      `leak_min_chars` long, numbers matched on digit boundaries);
 - `near_duplicate`:  word-shingle Jaccard >= threshold with a problem of a given corpus
                      (MinHash + LSH banding, `NearDuplicateIndex`).
 
-Pure string work: nothing here parses the text as mathematics.
+The language, question and echo checks came from reading what a real 135M instruct
+model writes (tests/data/smollm2_candidates.jsonl, hand-labelled; precision and recall
+in docs/synthesis.md). `check_problem(..., seed_text=, prompt_texts=)` gives them the
+seed problem (its language) and the texts the candidate must not echo.
+
+Pure string work: nothing here parses the text as mathematics; every pattern is bounded.
 """
 
 from __future__ import annotations
@@ -32,6 +48,34 @@ from svs.verifiers.textsim import LSHIndex
 _LEAK_PHRASE = re.compile(r"(?:answer|result|solution)\s*(?:is|:|=|equals)\s*", re.IGNORECASE)
 _NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)*$")
 _ALLOWED_CONTROLS = {"\n", "\t", "\r"}
+_TAG = re.compile(r"</?[A-Za-z][A-Za-z0-9_ :.=\"'#-]{0,60}/?>")
+_WORD = re.compile(r"[^\W\d_]+(?:'[^\W\d_]+)?")
+_TASK_WORDS = re.compile(
+    r"\b(?:find|compute|calculate|determine|evaluate|solve|prove|show|simplify|express|"
+    r"how\s+many|how\s+much|how\s+long|how\s+far|what|which|who|when|where|list|count|"
+    r"give|derive|estimate|verify|is\s+it|are\s+there|does|do|can|must|should|add|"
+    r"subtract|multiply|divide|factor|expand|convert|arrange|choose|identify|construct)\b",
+    re.IGNORECASE)
+# Frequent English function words: a page of English prose is ~40% these.
+ENGLISH_WORDS = frozenset("""a an the of to in on at by for with from and or but not no is are was
+were be been being it its this that these those there their they them he she his her we our
+you your i if then than so as such each every all any some many much how what which who whom
+when where why can could will would shall should may might must do does did has have had let
+find compute calculate determine number numbers one two three four five six ten into out up
+about over under between how many value integer integers sum product""".split())
+# Text about a problem or its solution, not a problem: what a weak model writes instead.
+_ABOUT_A_PROBLEM = re.compile(
+    r"\b(?:the\s+(?:final\s+)?answer\s+is|the\s+solution\s+(?:is|to|involves|uses|"
+    r"presented|relies|provided)|the\s+(?:given|original)\s+(?:problem|work|solution)|"
+    r"th(?:is|e)\s+problem\s+is|let's|i\s+understand|to\s+solve\s+this\s+problem|"
+    r"is\s+a\s+classic\s+example|what\s+is\s+the\s+answer|i'm\s+here|"
+    r"here\s+is\s+(?:a|the|my))\b", re.IGNORECASE)
+# Stock phrases of synthesis prompts; a candidate that carries one is an echo.
+ECHO_PHRASES = ("worked solution", "fenced block", "the problem it answers",
+                "<the problem>", "self-contained problem", "most natural response",
+                "design mathematics problems", "expert in problem synthesis",
+                "reconstructed question", "do not include the solution",
+                "state the problem only", "written by a student")
 
 
 
@@ -61,6 +105,20 @@ class ProblemCheckConfig:
     max_word_share: float = option(
         0.3, "Largest share of all words one word may take (texts of >= 20 words); above it "
         "the text is a degenerate repetition.")
+    max_tag_share: float = option(
+        0.15, "Largest share of the characters that HTML/XML-like tags may take (with at "
+        "least two tags); above it the text is tag soup.")
+    max_markup_line_share: float = option(
+        0.3, "Largest share of non-empty lines that may be pure formatting (rules, fences, "
+        "table rows, headings, lone tags).")
+    min_english_share: float = option(
+        0.08, "With an English seed, the least share of a candidate's words (>= 8 words) "
+        "that must be common English function words; below it the text is another language.")
+    require_question: bool = option(
+        True, "A problem must ask something: a question mark or a task word.")
+    max_echo_share: float = option(
+        0.5, "Largest share of a candidate's word 4-grams that may come from the prompt "
+        "texts (the seed's worked solution); above it the candidate echoes the prompt.")
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_chars <= self.max_chars:
@@ -75,6 +133,10 @@ class ProblemCheckConfig:
                              f"bands ({self.bands})")
         if not 0.0 <= self.min_letter_share <= 1.0 or not 0.0 < self.max_word_share <= 1.0:
             raise ValueError("min_letter_share must be in [0, 1] and max_word_share in (0, 1]")
+        for name in ("max_tag_share", "max_markup_line_share", "min_english_share",
+                     "max_echo_share"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.max_char_run < 2:
             raise ValueError(f"max_char_run must be >= 2, got {self.max_char_run}")
 
@@ -129,6 +191,95 @@ def check_length(text: str, config: ProblemCheckConfig) -> Verdict:
                        f"{config.min_chars} / {config.min_words}")
     if length > config.max_chars:
         return Verdict(False, "too_long", f"{length} characters; at most {config.max_chars}")
+    return OK
+
+
+def check_markup(text: str, config: ProblemCheckConfig) -> Verdict:
+    tags = _TAG.findall(text)
+    tag_chars = sum(len(t) for t in tags)
+    if len(tags) >= 2 and tag_chars / max(1, len(text.strip())) > config.max_tag_share:
+        return Verdict(False, "tag_soup", f"{len(tags)} tags make up "
+                       f"{tag_chars / len(text.strip()):.0%} of the text (e.g. {tags[0][:30]!r})")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    markup = [line for line in lines if _is_markup_line(line)]
+    if "```" in text:
+        return Verdict(False, "markup_fragment", "the text holds a code fence")
+    if lines and len(markup) / len(lines) > config.max_markup_line_share:
+        return Verdict(False, "markup_fragment", f"{len(markup)} of {len(lines)} lines are "
+                       f"formatting, e.g. {markup[0][:30]!r}")
+    return OK
+
+
+def _is_markup_line(line: str) -> bool:
+    if set(line) <= set("-=*_#|~` :"):
+        return True  # rules, fences, empty table rows, bare heading marks
+    if line.startswith("|") and line.endswith("|"):
+        return True
+    return bool(_TAG.fullmatch(line))
+
+
+def english_share(text: str) -> tuple[float, int]:
+    """(share of words that are common English function words, number of words)."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words:
+        return 0.0, 0
+    return sum(w in ENGLISH_WORDS for w in words) / len(words), len(words)
+
+
+def _latin_share(text: str) -> float:
+    letters = [c for c in text if c.isalpha()]
+    if not letters:
+        return 1.0
+    return sum("LATIN" in unicodedata.name(c, "") for c in letters) / len(letters)
+
+
+def check_language(text: str, seed_text: str | None, config: ProblemCheckConfig) -> Verdict:
+    """English seeds must give English candidates (other seeds are not judged)."""
+    if not seed_text:
+        return OK
+    seed_share, seed_words = english_share(seed_text)
+    if seed_words < 5 or seed_share < 0.2 or _latin_share(seed_text) < 0.8:
+        return OK  # not recognisably English: no language judgement
+    if _latin_share(text) < 0.5:
+        return Verdict(False, "other_language", "most letters are not Latin script; the "
+                       "seed is English")
+    share, words = english_share(text)
+    if words >= 8 and share < config.min_english_share:
+        return Verdict(False, "other_language", f"only {share:.0%} of {words} words are common "
+                       f"English words (seed: {seed_share:.0%})")
+    return OK
+
+
+def check_question(text: str, config: ProblemCheckConfig) -> Verdict:
+    if not config.require_question:
+        return OK
+    about = _ABOUT_A_PROBLEM.search(text[:4000])
+    if about:
+        return Verdict(False, "about_a_problem", f"the text talks about a problem or its "
+                       f"solution ({about.group(0)!r}) instead of posing one")
+    if "?" in text or _TASK_WORDS.search(text):
+        return OK
+    return Verdict(False, "no_question", "the text asks nothing: no question mark and no "
+                   "task word (find, compute, determine, how many, what, prove, ...)")
+
+
+def _four_grams(text: str) -> set[tuple[str, ...]]:
+    words = [w.lower() for w in _WORD.findall(text)]
+    return {tuple(words[i:i + 4]) for i in range(len(words) - 3)}
+
+
+def check_echo(text: str, prompt_texts: Sequence[str], config: ProblemCheckConfig) -> Verdict:
+    lowered = text.lower()
+    for phrase in ECHO_PHRASES:
+        if phrase in lowered:
+            return Verdict(False, "prompt_echo", f"the text repeats the prompt's {phrase!r}")
+    grams = _four_grams(text)
+    if not grams or not prompt_texts:
+        return OK
+    echoed = set().union(*(_four_grams(t) for t in prompt_texts)) & grams
+    if len(echoed) / len(grams) > config.max_echo_share:
+        return Verdict(False, "prompt_echo", f"{len(echoed)} of {len(grams)} word 4-grams come "
+                       f"from the prompt (the worked solution)")
     return OK
 
 
@@ -205,14 +356,23 @@ class NearDuplicateIndex:
 
 
 def check_problem(text: object, answer: str, config: ProblemCheckConfig | None = None,
-                  index: NearDuplicateIndex | None = None) -> Verdict:
-    """All checks in order; the first failure, or `Verdict(True, "ok")`."""
+                  index: NearDuplicateIndex | None = None, *, seed_text: str | None = None,
+                  prompt_texts: Sequence[str] = ()) -> Verdict:
+    """All checks in order; the first failure, or `Verdict(True, "ok")`.
+
+    `seed_text`: the seed problem (its language is the candidate's); `prompt_texts`: what
+    the synthesis prompt showed (the seed solution), which the candidate must not echo.
+    """
     config = config or ProblemCheckConfig()
     verdict = check_empty(text)
     if not verdict or not isinstance(text, str):  # the second test only narrows the type
         return verdict
     for check in (lambda: check_garbage(text, config), lambda: check_length(text, config),
-                  lambda: check_answer_leak(text, answer, config)):
+                  lambda: check_markup(text, config),
+                  lambda: check_language(text, seed_text, config),
+                  lambda: check_answer_leak(text, answer, config),
+                  lambda: check_question(text, config),
+                  lambda: check_echo(text, prompt_texts, config)):
         verdict = check()
         if not verdict:
             return verdict

@@ -177,6 +177,9 @@ def refresh_settings(config: ExperimentConfig) -> dict[str, Any]:
         "refresh": {"memorized_action": config.memorized_action,
                     "retire_below_weight": config.retire_below_weight},
         "diagnosis": {"keep_solutions": "all"},
+        # a round where the tiny policy writes nothing acceptable still publishes (its
+        # down-weighting), as the arm's budget is fixed in rounds
+        "policy": {"require_variants": False},
     }
 
 

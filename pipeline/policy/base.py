@@ -29,12 +29,15 @@ def has_chat_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def encode_prompt(tokenizer: Any, prompt: str, use_chat_template: bool | None = None) -> list[int]:
+def encode_prompt(tokenizer: Any, prompt: str, use_chat_template: bool | None = None,
+                  system_prompt: str | None = None) -> list[int]:
     """Token ids of one prompt as both backends feed it to the model.
 
     `use_chat_template=None` applies the template when the tokenizer has one; True
     without a template is an error, since silently sending raw text to a chat model
-    gives plausible-looking garbage.
+    gives plausible-looking garbage. `system_prompt` (chat templates only) goes first as
+    a system message; None leaves the template's own default (SmolLM2's template adds
+    "You are a helpful AI assistant named SmolLM..." when no system message is given).
     """
     if use_chat_template is None:
         use_chat_template = has_chat_template(tokenizer)
@@ -42,9 +45,15 @@ def encode_prompt(tokenizer: Any, prompt: str, use_chat_template: bool | None = 
         if not has_chat_template(tokenizer):
             raise ValueError("use_chat_template=True but the tokenizer has no chat_template; "
                              "pass use_chat_template=None (auto) or False")
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": prompt}], tokenize=False, add_generation_prompt=True)
+        messages = [{"role": "user", "content": prompt}]
+        if system_prompt is not None:
+            messages.insert(0, {"role": "system", "content": system_prompt})
+        text = tokenizer.apply_chat_template(messages, tokenize=False,
+                                             add_generation_prompt=True)
         return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if system_prompt is not None:
+        raise ValueError("a system prompt needs a chat template; this prompt is sent as raw "
+                         "text (use_chat_template=False or no template)")
     return list(tokenizer(prompt)["input_ids"])
 
 

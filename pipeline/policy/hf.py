@@ -13,6 +13,7 @@ log-probability of each sampled token is recorded step by step by a logits proce
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +96,8 @@ class HFPolicy:
     name = "transformers"
 
     def __init__(self, model: Any, tokenizer: Any, *, batch_size: int = 32,
-                 use_chat_template: bool | None = None) -> None:
+                 use_chat_template: bool | None = None, system_prompt: str | None = None,
+                 max_new_tokens: int | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if tokenizer.pad_token_id is None and tokenizer.eos_token_id is None:
@@ -105,28 +107,48 @@ class HFPolicy:
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.use_chat_template = use_chat_template
+        self.system_prompt = system_prompt
+        if max_new_tokens is not None and max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1 or None, got {max_new_tokens}")
+        self.max_new_tokens = max_new_tokens  # a cap over every caller's own budget
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = (tokenizer.pad_token_id if tokenizer.pad_token_id is not None
                        else tokenizer.eos_token_id)
 
     @classmethod
     def from_pretrained(cls, model: str | Path, *, device: str | None = None,
-                        dtype: str = "auto", **kwargs: Any) -> HFPolicy:
-        """Load a local folder (or a cached hub name) on `device` (default: cuda if any)."""
+                        dtype: str = "auto", threads: int | None = None,
+                        chat_template: str | None = None, **kwargs: Any) -> HFPolicy:
+        """Load a local folder, a .gguf file (dequantized once into a cached folder,
+        `policy.gguf`) or a cached hub name on `device` (default: cuda if any).
+
+        `threads` sets torch's intra-op threads; `chat_template` replaces the
+        tokenizer's template (the Jinja text itself, or a file holding it).
+        """
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from svs.pipeline.policy.loading import resolve_model_path
 
+        if threads is not None:
+            if threads < 1:
+                raise ValueError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
         path = resolve_model_path(model)
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         tokenizer = AutoTokenizer.from_pretrained(path)
+        if chat_template is not None:
+            template = Path(chat_template)
+            tokenizer.chat_template = (template.read_text(encoding="utf-8")
+                                       if "{" not in chat_template and template.is_file()
+                                       else chat_template)
         lm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device)
         lm.eval()
         return cls(lm, tokenizer, **kwargs)
 
     def encode(self, prompt: str) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt, self.use_chat_template)
+        return encode_prompt(self.tokenizer, prompt, self.use_chat_template,
+                             self.system_prompt)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, *,
                  progress: bool = False) -> list[list[Generation]]:
@@ -135,6 +157,8 @@ class HFPolicy:
 
         if isinstance(prompts, str):
             raise TypeError("generate takes a sequence of prompts, not a single string")
+        if self.max_new_tokens is not None and params.max_new_tokens > self.max_new_tokens:
+            params = replace(params, max_new_tokens=self.max_new_tokens)
         encoded = [self.encode(p) for p in prompts]
         per_call = max(1, self.batch_size // params.n)
         device = next(self.model.parameters()).device

@@ -35,9 +35,13 @@ def resolve_model_path(model: str | Path) -> Path:
     """The local folder of `model`: the path itself, or a hub snapshot (cache first)."""
     path = Path(model).expanduser()
     if path.exists():
+        from svs.pipeline.policy.gguf import dequantized_folder, is_gguf
+
+        if is_gguf(path):
+            return dequantized_folder(path)
         if not path.is_dir():
             raise PolicyLoadError(f"model path {path} is a file; pass the folder that holds "
-                                  f"config.json and the weights")
+                                  f"config.json and the weights, or a .gguf file")
         if not (path / "config.json").exists():
             raise PolicyLoadError(f"model folder {path} has no config.json; pass a folder "
                                   f"saved with save_pretrained (or downloaded from the hub)")
@@ -81,3 +85,17 @@ def load_policy(model: str | Path, backend: str = "transformers", **kwargs: Any)
     from svs.pipeline.policy.vllm import VLLMPolicy
 
     return VLLMPolicy(path, **kwargs)
+
+
+def load_configured_policy(config: Any, needed: bool, why: str) -> Any:
+    """The refresh's policy from its `policy:` section (`refresh_config.PolicyConfig`),
+    wrapped to count generated tokens; None when no model is set and none is needed."""
+    if config.model is None:
+        if needed:
+            raise ValueError(f"this refresh needs a policy ({why}); pass --model PATH (a "
+                             f"model folder or a .gguf file) or set policy.model")
+        return None
+    from svs.pipeline.policy.base import CountingPolicy
+
+    kwargs = {k: v for k, v in config.load_kwargs().items() if v is not None}
+    return CountingPolicy(load_policy(config.model, backend=config.backend, **kwargs))

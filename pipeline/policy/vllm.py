@@ -59,7 +59,7 @@ class VLLMPolicy:
     name = "vllm"
 
     def __init__(self, model: str | Path, *, use_chat_template: bool | None = None,
-                 gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
+                 system_prompt: str | None = None, gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
                  dtype: str = "auto", seed: int = 0, **llm_kwargs: Any) -> None:
         if not 0 < gpu_memory_utilization <= 1:
             raise ValueError(f"gpu_memory_utilization must be in (0, 1], got "
@@ -73,10 +73,12 @@ class VLLMPolicy:
                             max_model_len=max_model_len, **llm_kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self.use_chat_template = use_chat_template
+        self.system_prompt = system_prompt
         self._vllm = vllm
 
     def encode(self, prompt: str) -> list[int]:
-        return encode_prompt(self.tokenizer, prompt, self.use_chat_template)
+        return encode_prompt(self.tokenizer, prompt, self.use_chat_template,
+                             self.system_prompt)
 
     def generate(self, prompts: Sequence[str], params: SamplingParams, *,
                  progress: bool = False) -> list[list[Generation]]:
