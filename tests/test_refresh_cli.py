@@ -223,9 +223,14 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
         "synthesizers": ["svs"],
         "svs": {"template_path": str(tmp_path / "template.txt"), "max_new_tokens": 40},
         "consistency": {"max_new_tokens": 16}}))
-    result = cli("refresh", "--store", tmp_path / "store", "--set", "demo",
-                 "--prompts", tmp_path / "problems.jsonl", "--rollouts", tmp_path / "rollouts.jsonl",
-                 "--model", toy_policy_dir, "--config", tmp_path / "refresh.yaml")
+    args = ["refresh", "--store", tmp_path / "store", "--set", "demo",
+            "--prompts", tmp_path / "problems.jsonl", "--rollouts", tmp_path / "rollouts.jsonl",
+            "--model", toy_policy_dir, "--config", tmp_path / "refresh.yaml"]
+    # the toy policy writes no acceptable variant: refresh says so and publishes nothing
+    refused = cli(*args)
+    assert refused.exit_code == 2 and "nothing was published" in refused.output, refused.output
+    assert PromptStore(tmp_path / "store").current("demo") == 1
+    result = cli(*args, "--publish-weak")
     assert result.exit_code == 0, result.output
     assert "demo@v2: published" in result.output
     # the policy's synthesis and verification are the refresh's cost, and it says so
@@ -249,7 +254,8 @@ def test_new_user_plain_jsonl_rollouts_and_a_tiny_model_give_version_2(tmp_path,
     config["generate"] = {"n": 4, "max_new_tokens": 16}
     (tmp_path / "generate.yaml").write_text(json.dumps(config))
     generated = cli("refresh", "--store", tmp_path / "store", "--set", "demo",
-                    "--model", toy_policy_dir, "--config", tmp_path / "generate.yaml")
+                    "--model", toy_policy_dir, "--config", tmp_path / "generate.yaml",
+                    "--publish-weak")
     assert generated.exit_code == 0, generated.output
     assert "demo@v3: published" in generated.output
     v3 = store.load("demo")
