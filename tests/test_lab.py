@@ -90,9 +90,10 @@ def test_cli_bootstrap_reports_then_reuses(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason=(
-    "known regression, open: after this session's verifier and synthesis changes the reduced "
-    "bootstrap's held-out solve rate is 0.033 against a 0.017 baseline (needed +0.05); the "
-    "full-size lab is unchanged for 48 steps. Cause not yet found; strict, so a fix shows up"))
+    "known, open: on this machine the reduced bootstrap reaches held-out solve rate 0.033 "
+    "against a 0.017 baseline (the bar is +0.05), and the code before this session (6017e33) "
+    "gives exactly the same numbers, so it is the environment (library versions), not a code "
+    "change; strict, so a fix shows up"))
 def test_a_reduced_bootstrap_solves_held_out_items_above_chance(tmp_path):
     config = LabConfig(curriculum=CurriculumConfig(n_train=300, n_heldout=60,
                                                    kinds=("add", "sub", "mul")),
