@@ -1,115 +1,134 @@
-"""The lab curriculum: deterministic, provenance on every row, answers the verifier accepts."""
+"""The lab's curriculum: kinds with three methods, sympy answers, the split, variants."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from svs.flows.lab.curriculum import (
-    KINDS,
-    CurriculumConfig,
-    make_item,
-    split,
-    synthesis_prompt,
-    synthesis_target,
-    training_pairs,
-)
-from svs.synthesizers.extract import extract_problem
-from svs.verifiers.answers import extract_answer
-from svs.verifiers.grader import grade_batch
-from svs.verifiers.problems import ProblemCheckConfig, check_problem
+from svs.flows.lab import curriculum as cur
+from svs.flows.lab.methods import entropy, faithful, mean_shares, parse_problem
 
-SMALL = CurriculumConfig(n_train=150, n_heldout=50, seed=7)
+SMALL = cur.CurriculumConfig(n_heldout=60, n_pool=90, n_bootstrap=300)
 
 
-def test_same_seed_same_items_and_any_item_regenerates_alone():
-    train, heldout = split(SMALL)
-    again_train, again_heldout = split(SMALL)
-    assert train == again_train and heldout == again_heldout
-    for item in train[::17] + heldout[::9]:
-        assert make_item(SMALL, item.problem.metadata["curriculum_index"]) == item
-    other, _ = split(CurriculumConfig(n_train=150, n_heldout=50, seed=8))
-    assert [i.problem.text for i in other] != [i.problem.text for i in train]
+@pytest.fixture(scope="module")
+def parts():
+    return cur.split(SMALL)
 
 
-def test_every_row_carries_provenance_and_all_kinds_occur():
-    train, heldout = split(SMALL)
-    for index, item in enumerate(train):
-        meta = item.problem.metadata
-        assert meta["curriculum_seed"] == 7 and meta["curriculum_index"] == index
-        assert meta["kind"] in KINDS and item.problem.source == "curriculum"
-        assert item.problem.to_row()["metadata"]["curriculum_index"] == index
-    assert {item.kind for item in train} == set(KINDS)
-    assert not {i.problem.text for i in heldout} & {i.problem.text for i in train}
+def test_draws_are_deterministic_and_item_local():
+    assert cur.draw(SMALL, 17) == cur.draw(SMALL, 17)
+    assert cur.draw(SMALL, 17) != cur.draw(SMALL, 18)
+    other_seed = cur.CurriculumConfig(seed=1, n_heldout=60, n_pool=90, n_bootstrap=300)
+    assert [cur.draw(other_seed, i).problem.text for i in range(20)] != [
+        cur.draw(SMALL, i).problem.text for i in range(20)]
 
 
-def test_every_answer_is_verified_against_its_own_solution():
-    train, heldout = split(SMALL)
-    everything = train + heldout
-    grades = grade_batch([(item.problem.answer, item.solution) for item in everything])
-    failed = [(item.problem.text, grade.reason)
-              for item, grade in zip(everything, grades, strict=True) if not grade.correct]
-    assert not failed
-    assert all(extract_answer(item.solution).method == "boxed" for item in everything)
-    # and a wrong answer is caught: the check can fail
-    wrong = grade_batch([(str(int(everything[0].problem.answer) + 1), everything[0].solution)])
-    assert not wrong[0].correct
+def test_split_parts_are_disjoint_and_the_probe_and_pool_distinct(parts):
+    texts = [{i.problem.text for i in part} for part in (parts.heldout, parts.pool, parts.bootstrap)]
+    assert len(parts.heldout) == 60 and len(texts[0]) == 60
+    assert len(parts.pool) == 90 and len(texts[1]) == 90
+    assert len(parts.bootstrap) == 300
+    assert not texts[0] & texts[1] and not texts[0] & texts[2] and not texts[1] & texts[2]
+    assert {i.kind for i in parts.heldout} == set(cur.KINDS)
 
 
-def test_linear_answers_solve_the_equation_text():
-    config = CurriculumConfig(kinds=("linear",), n_train=40, n_heldout=0, max_value=9)
-    train, _ = split(config)
-    for item in train:
-        left, right = item.problem.text.removeprefix("Solve for x: ").rstrip(".").split(" = ")
-        coefficient, sign, constant = left.split(" ")
-        x = int(item.problem.answer)
-        offset = int(constant) if sign == "+" else -int(constant)
-        assert int(coefficient.removesuffix("x")) * x + offset == int(right)
+def test_every_method_of_every_kind_is_graded_correct_and_opens_with_its_tag(parts):
+    from svs.verifiers.grader import grade_batch
+
+    pairs, expected = [], []
+    for item in parts.heldout[:30]:
+        for method in cur.METHODS[item.kind]:
+            solution = cur.solution_of(item.spec, method, random.Random(0))
+            assert cur.method_of(solution) == method
+            pairs.append((item.problem.answer, solution))
+            expected.append(True)
+            wrong = solution.replace(f"\\boxed{{{item.problem.answer}}}",
+                                     f"\\boxed{{{int(item.problem.answer) + 1}}}")
+            pairs.append((item.problem.answer, wrong))
+            expected.append(False)
+    assert [g.correct for g in grade_batch(pairs)] == expected
+    assert cur.method_of("no tag here") is None
 
 
-def test_synthesis_targets_extract_to_the_problem_and_prompts_use_the_svs_template():
-    train, _ = split(SMALL)
-    for item in train[:40]:
-        extracted = extract_problem(synthesis_target(item))
-        assert extracted.ok and extracted.method == "text_block"
-        assert extracted.text == item.problem.text
-        prompt = synthesis_prompt(SMALL, item)
-        assert item.solution in prompt and item.problem.text not in prompt
-        assert "fenced block tagged text" in prompt
+def test_methods_differ_by_construction():
+    spec = cur.Spec("mul", (7, 8), 0)
+    steps = {m: cur.steps_of(spec, m, random.Random(0)) for m in cur.METHODS["mul"]}
+    assert steps["direct"] == ["7 * 8 = 56."]
+    assert steps["split"] == ["7 = 3 + 4.", "3 * 8 = 24.", "4 * 8 = 32.", "24 + 32 = 56."]
+    assert steps["round"] == ["7 = 10 - 3.", "10 * 8 = 80.", "3 * 8 = 24.", "80 - 24 = 56."]
+    guess = cur.steps_of(cur.Spec("linear", (3, 4, 2), 0), "guess", random.Random(0))
+    assert guess[1] == "Try x = 4: 3 * 4 + 2 = 14, correct." and guess[-1] == "x = 4."
+    assert cur.steps_of(cur.Spec("sum", (4, 8, 7), 0), "right", random.Random(0)) == [
+        "8 + 7 = 15.", "4 + 15 = 19."]
+    with pytest.raises(ValueError, match="methods"):
+        cur.steps_of(spec, "isolate", random.Random(0))
 
 
-def test_training_pairs_mix_both_tasks_in_the_configured_share():
-    train, _ = split(SMALL)
-    pairs = training_pairs(SMALL, train)
-    synthesis = [p for p in pairs if p[1].startswith("```text")]
-    assert len(synthesis) == len(train) and len(pairs) == 2 * len(train)
-    solve_only = training_pairs(CurriculumConfig(n_train=150, synthesis_fraction=0), train)
-    assert len(solve_only) == len(train)
-    assert all(prompt.endswith("within \\boxed{}.") for prompt, _ in solve_only)
+def test_every_phrasing_parses_back_to_its_spec(parts):
+    for item in parts.heldout + parts.pool:
+        assert parse_problem(item.problem.text) == item.spec
+    assert parse_problem("Solve for x: 3x + 2 = 12.") is None  # no integer root
+    assert parse_problem("What is 7 times 8? " + "9" * 300) is None
+    assert parse_problem("__import__('os').system('x')") is None
+    assert faithful("What is 8 times 7?", "56") and not faithful("What is 8 times 7?", "57")
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"kinds": ("division",)}, "kinds"),
-    ({"n_train": 0}, "n_train"),
-    ({"max_value": 1}, "max_value"),
-    ({"synthesis_fraction": 1.5}, "synthesis_fraction"),
-    ({"solve_template": "no slot"}, "{problem}"),
-    ({"synthesis_template_path": "/nonexistent/template.txt"}, "not a file"),
-])
-def test_bad_config_names_the_field(kwargs, message):
-    with pytest.raises(ValueError, match=message.replace("{", r"\{").replace("}", r"\}")):
-        CurriculumConfig(**kwargs)
+def test_variants_have_the_same_answer_by_sympy_and_another_text(parts):
+    found = 0
+    for index, item in enumerate(parts.pool):
+        other = cur.variant(item, random.Random(index), SMALL)
+        if other is None:
+            continue
+        found += 1
+        assert other.problem.text != item.problem.text
+        assert cur.answer_of(other.spec) == cur.answer_of(item.spec)
+        assert other.spec.numbers != item.spec.numbers
+        assert cur.in_ranges(other.spec)
+    assert found >= 0.7 * len(parts.pool)
 
 
-def test_too_few_distinct_problems_is_a_clear_error():
-    with pytest.raises(ValueError, match="raise max_value"):
-        split(CurriculumConfig(kinds=("add",), max_value=2, n_train=20, n_heldout=5))
+def test_synthesis_pairs_target_a_variant_never_the_original(parts):
+    solve, synthesis = cur.training_pairs(SMALL, parts.bootstrap)
+    assert len(solve) == len(parts.bootstrap)
+    assert len(synthesis) == round(len(parts.bootstrap) * 0.3 / 0.7)
+    originals = {i.problem.text for i in parts.bootstrap}
+    for prompt, target in synthesis:
+        text = target.removeprefix("```text\n").removesuffix("\n```")
+        assert "{solution}" not in prompt and "\\boxed{" in prompt
+        assert parse_problem(text) is not None
+        assert text not in prompt
+    assert sum(t.removeprefix("```text\n").removesuffix("\n```") in originals
+               for _, t in synthesis) < len(synthesis)  # a variant may equal another item
 
 
-def test_every_problem_passes_the_pipelines_problem_checks():
-    """Online SvS rejects synthesized problems that fail these checks (too short, ...),
-    so a policy that reproduces curriculum problems must write acceptable ones."""
-    train, heldout = split(SMALL)
-    checks = ProblemCheckConfig()
-    verdicts = [(item.problem.text, check_problem(item.problem.text, item.problem.answer,
-                                                  checks)) for item in train + heldout]
-    assert not [(text, verdict.reason) for text, verdict in verdicts if not verdict.ok]
+def test_method_statistics():
+    assert entropy({"a": 1 / 3, "b": 1 / 3, "c": 1 / 3}) == pytest.approx(1.0986, abs=1e-4)
+    assert entropy({"a": 1.0, "b": 0.0}) == 0
+    shares = mean_shares([{"a": 1.0, "b": 0.0}, {"a": 0.0, "c": 1.0}])
+    assert shares == {"a": 0.5, "b": 0.0, "c": 0.5}
+
+
+def test_config_errors_say_what_to_fix():
+    with pytest.raises(ValueError, match="kinds"):
+        cur.CurriculumConfig(kinds=("nope",))
+    with pytest.raises(ValueError, match="n_pool"):
+        cur.CurriculumConfig(n_pool=0)
+    with pytest.raises(ValueError, match="synthesis_fraction"):
+        cur.CurriculumConfig(synthesis_fraction=1.0)
+    with pytest.raises(ValueError, match="problems found"):
+        cur.split(cur.CurriculumConfig(kinds=("mul",), n_heldout=500, n_pool=1, n_bootstrap=1))
+
+
+def test_the_lab_tokenizer_splits_digits_and_keeps_tags_whole():
+    from svs.pipeline.policy.tiny import train_tokenizer
+
+    tok = train_tokenizer(["What is 123 times 45? [split] 3 = 1 + 2."] * 20, vocab_size=300,
+                          digits=True, added_tokens=cur.TAGS)
+    for tag in cur.TAGS:
+        assert len(tok(tag, add_special_tokens=False)["input_ids"]) == 1
+    pieces = tok.tokenize("123")
+    assert [p.replace("Ġ", "") for p in pieces] == ["1", "2", "3"]
+    ids = tok("[split] 3 * 8 = 24.", add_special_tokens=False)["input_ids"]
+    assert tok.decode(ids) == "[split] 3 * 8 = 24."

@@ -29,11 +29,14 @@ SIMPLE_CHAT_TEMPLATE = (
 
 
 def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512,
-                    chat_template: str | None = None):
+                    chat_template: str | None = None, *, digits: bool = False,
+                    added_tokens: Sequence[str] = ()):
     """A byte-level BPE `PreTrainedTokenizerFast` trained on `corpus` (any text encodes).
 
     It prepends `<s>` to every encoding and has `</s>` as end-of-sequence and `<pad>`
-    as padding.
+    as padding. `digits=True` splits every digit into its own token before BPE (the
+    usual choice for arithmetic: 282 is 2, 8, 2); `added_tokens` become single,
+    non-special tokens (kept when decoding), e.g. the lab's method tags.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
@@ -43,7 +46,9 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512,
         raise ValueError(f"vocab_size must be >= {minimum} (256 byte tokens + 3 specials), "
                          f"got {vocab_size}")
     tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.pre_tokenizer = (pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), byte_level]) if digits else byte_level)
     tokenizer.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=[PAD, BOS, EOS],
@@ -54,6 +59,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512,
         single=f"{BOS} $A", pair=f"{BOS} $A $B", special_tokens=[(BOS, bos_id)])
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=BOS, eos_token=EOS,
                                    pad_token=PAD)
+    if added_tokens:
+        fast.add_tokens(list(added_tokens))
     if chat_template is not None:
         fast.chat_template = chat_template
     return fast
@@ -62,7 +69,8 @@ def train_tokenizer(corpus: Iterable[str], vocab_size: int = 512,
 def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], *, vocab_size: int = 512,
                      hidden_size: int = 64, num_layers: int = 2, num_heads: int = 2,
                      intermediate_size: int | None = None, max_position_embeddings: int = 1024,
-                     chat_template: str | None = None, seed: int = 0) -> Path:
+                     chat_template: str | None = None, seed: int = 0,
+                     digits: bool = False, added_tokens: Sequence[str] = ()) -> Path:
     """Write a tiny Llama-format model + tokenizer folder to `out_dir` and return it.
 
     Defaults give ~100k parameters: hidden 64, 2 layers, 2 heads (head dim 32, a size
@@ -77,7 +85,8 @@ def build_tiny_model(out_dir: str | Path, corpus: Iterable[str], *, vocab_size: 
                          f"({num_heads})")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = train_tokenizer(corpus, vocab_size=vocab_size, chat_template=chat_template)
+    tokenizer = train_tokenizer(corpus, vocab_size=vocab_size, chat_template=chat_template,
+                                digits=digits, added_tokens=added_tokens)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=hidden_size,

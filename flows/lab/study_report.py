@@ -1,0 +1,397 @@
+"""The study's report, drawn from `study.json` alone: a markdown block, terminal verdict
+lines, a figure and a self-contained HTML page (CSS inline, PNGs base64). Gains, intervals,
+p-values, ratios and verdicts are the `analysis` dict's own; only curve means and spreads are
+computed here from `per_seed`. Figures use an Agg canvas (no pyplot, no display)."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import warnings
+from pathlib import Path
+from textwrap import shorten
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+
+from svs.pipeline.report import figure_png
+
+MINUS, DASH = "\u2212", "–"
+VERDICT_COLOURS = {"shown": "#2ca02c", "shown, over budget": "#ff7f0e", "refuted": "#d62728",
+                   "inconclusive": "#7f7f7f", "not read": "#c7c7c7"}
+ARM_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2",
+               "#bcbd22", "#17becf")  # tab10 without its grey (the baseline's)
+METHOD_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1",
+                  "#ff9da7", "#9c755f", "#bab0ac")
+BASELINE_COLOUR = "#555555"
+SIDE_STYLES = {"data": "-", "loss": "--", "control": ":"}
+REQUIRED = ("name", "arms", "seeds", "eval_steps", "methods", "per_seed", "analysis")
+ANALYSIS_REQUIRED = ("valid", "controls", "baseline", "arms", "rules")
+RULES_REQUIRED = ("metric", "late_step", "start_step")
+Rows = tuple[list[str], list[list[str]]]
+
+
+def check_study(study: Any) -> None:
+    """Raise a ValueError naming the first required part `study` lacks."""
+    if not isinstance(study, dict):
+        raise ValueError("the study must be a dict (the contents of study.json)")
+    analysis = study.get("analysis")
+    rules = analysis.get("rules") if isinstance(analysis, dict) else None
+    for where, part, keys in (("study", study, REQUIRED),
+                              ("study['analysis']", analysis, ANALYSIS_REQUIRED),
+                              ("study['analysis']['rules']", rules, RULES_REQUIRED)):
+        if not isinstance(part, dict):
+            raise ValueError(f"{where} must be a dict, not {type(part).__name__}")
+        for key in keys:
+            if key not in part:
+                raise ValueError(f"{where} lacks required key {key!r}")
+    if not study["arms"]:
+        raise ValueError("study['arms'] is empty")
+    for index, arm in enumerate(study["arms"]):
+        if not isinstance(arm, dict) or "name" not in arm:
+            raise ValueError(f"study['arms'][{index}] lacks required key 'name'")
+        for where, container in (("['analysis']['arms']", analysis["arms"]),
+                                 ("['per_seed']", study["per_seed"])):
+            if arm["name"] not in container:
+                raise ValueError(f"study{where} lacks arm {arm['name']!r}")
+    if analysis["baseline"] not in _titles(study):
+        raise ValueError(f"the baseline {analysis['baseline']!r} (study['analysis']['baseline'])"
+                         " is not one of study['arms']")
+
+
+def _titles(study: dict[str, Any]) -> dict[str, str]:
+    return {arm["name"]: str(arm.get("title") or arm["name"]) for arm in study["arms"]}
+
+
+def _float(value: Any) -> float | None:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if number and np.isfinite(value) else None
+
+
+def _num(value: Any, signed: bool = False, p: bool = False) -> str:
+    """Three decimals, a true minus sign, `+` on differences (signed), `<0.001` for p-values."""
+    value = _float(value)
+    if value is None or (p and value < 0.001):
+        return DASH if value is None else "<0.001"
+    return (f"{value:+.3f}" if signed else f"{value:.3f}").replace("-", MINUS)
+
+
+def _ci(part: dict[str, Any], mean: str = "mean", signed: bool = True) -> str:
+    """`+0.031 [−0.010, +0.072]` from a dict's mean (or `mean` key), low and high."""
+    low, high = _num(part.get("low"), signed), _num(part.get("high"), signed)
+    return _num(part.get(mean), signed) + ("" if low == high == DASH else f" [{low}, {high}]")
+
+
+def _value(value: Any) -> str:
+    value = _float(value)
+    return DASH if value is None else f"{value:,.0f}" if abs(value) >= 100 else _num(value)
+
+
+def _keys(study: dict[str, Any]) -> dict[str, Any]:
+    """Keys and labels from the rules; "first" stands in for a null start_step in panels."""
+    rules = study["analysis"]["rules"]
+    late, start, label = rules["late_step"], rules["start_step"], str(rules["metric"])
+    label = label.replace("heldout/", "held-out ")
+    entropy = rules.get("entropy_metric") or "heldout/method_entropy"
+    pass1 = rules.get("pass1_metric") or "heldout/pass@1"
+    return {"metric": rules["metric"], "late": late, "start": start, "label": label,
+            "first": start if start is not None else min(study["eval_steps"], default=late),
+            "gain": f"{rules['metric']}/step{late}", "pass1": f"{pass1}/step{late}",
+            "entropy_metric": entropy, "entropy": f"{entropy}/step{late}",
+            "gain_label": f"{label} gain" + (f", change {start}→{late}," if start is not None
+                                             else f" at step {late}")}
+
+
+def _seed_matrix(study: dict[str, Any], arm: str, keys: list[str]) -> np.ndarray:
+    runs = study["per_seed"].get(arm) or {}
+    rows = [[_float((runs.get(str(seed), runs.get(seed)) or {}).get(key)) for key in keys]
+            for seed in study["seeds"]]  # seeds x keys; seeds keyed "0" or 0; None -> NaN
+    return np.array(rows, dtype=float).reshape(len(study["seeds"]), len(keys))
+
+
+def _mean_sd(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and sample sds over the finite entries (rows are seeds; sd 0 if n < 2)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns and n < 2
+        return np.nanmean(values, axis=0), np.nan_to_num(np.nanstd(values, axis=0, ddof=1))
+
+
+def _mean(study: dict[str, Any], arm: str, key: str) -> float | None:
+    """The analysis' mean of `key` for `arm`, else the mean over its finite per-seed values."""
+    listed = _float((study["analysis"]["arms"][arm].get("means") or {}).get(key))
+    if listed is not None:
+        return listed
+    return _float(_mean_sd(_seed_matrix(study, arm, [key]))[0][0])
+
+
+def _comparison(study: dict[str, Any], arm: str) -> tuple[dict, dict, str]:
+    comparison = study["analysis"]["arms"][arm].get("comparison") or {}
+    return comparison, comparison.get("gain") or {}, str(comparison.get("verdict") or "not read")
+
+
+def _validity(study: dict[str, Any]) -> str:
+    analysis = study["analysis"]
+    if analysis["valid"]:
+        return "testbed valid"
+    names = analysis.get("invalid_because") or [
+        c.get("name") for c in analysis["controls"] if c.get("passed") is False]
+    if not names and all(c.get("passed") is None for c in analysis["controls"]):
+        return "testbed INVALID: no control was run — no arm is read"
+    return (f"testbed INVALID: {', '.join(map(str, names)) or 'unnamed controls'} failed"
+            " — no arm is read")
+
+
+def _control_rows(study: dict[str, Any]) -> Rows:
+    rows = []
+    for control in study["analysis"]["controls"]:
+        passed, n = control.get("passed"), control.get("n")
+        rows.append([str(control.get("name", "?")), str(control.get("description", "")),
+                     _ci(control, "estimate", control.get("kind") != "share_below"),
+                     str(n) if isinstance(n, int) else DASH,  # a share is not a difference
+                     "passed" if passed is True else "failed" if passed is False else "not run",
+                     str(control.get("status", "")), str(control.get("detail", ""))])
+    return ["control", "description", "estimate [low, high]", "n", "result", "status",
+            "detail"], rows  # status and detail: the HTML page only
+
+
+def _arm_rows(study: dict[str, Any]) -> Rows:
+    keys, baseline, rows = _keys(study), study["analysis"]["baseline"], []
+    for name, title in _titles(study).items():
+        arm = title if title == name else f"{title} ({name})"
+        entropy = _num(_mean(study, name, keys["entropy"]))
+        if name == baseline:
+            rows.append([arm, f"{_num(_mean(study, name, keys['gain']))} (own value)", DASH,
+                         entropy, DASH, f"{_num(_mean(study, name, keys['pass1']))} (own pass@1)",
+                         DASH, "baseline", ""])
+            continue
+        comparison, gain, verdict = _comparison(study, name)
+        rows.append([arm, _ci(gain), _num(gain.get("p_adjusted"), p=True), entropy,
+                     _num(comparison.get("entropy_ratio")), _ci(comparison.get("pass1_diff") or {}),
+                     _num(comparison.get("token_ratio")), verdict,
+                     "; ".join(map(str, comparison.get("reasons") or []))])
+    correction = study["analysis"]["rules"].get("correction") or "adjusted"
+    return ["arm", f"{keys['gain_label']} vs {baseline}", f"p ({correction})",
+            f"{keys['entropy']} (mean)", "entropy ratio", f"{keys['pass1']} diff",
+            "token ratio", "verdict", "reasons"], rows
+
+
+def _recovery(study: dict[str, Any]) -> str | None:
+    recovery = study["analysis"].get("recovery") or {}
+    reason = f" — {recovery['reason']}" if recovery.get("reason") else ""
+    return f"recovery fraction: {_num(recovery.get('fraction'))}{reason}" if recovery else None
+
+
+def _footer(study: dict[str, Any]) -> str:
+    rules, keys, seeds = study["analysis"]["rules"], _keys(study), study["seeds"]
+    ns = sorted({gain["n"] for name in _titles(study) if name != study["analysis"]["baseline"]
+                 if isinstance((gain := _comparison(study, name)[1]).get("n"), int)})
+    return "; ".join([f"{len(seeds)} seeds ({', '.join(map(str, seeds))})",
+                      f"n = {', '.join(map(str, ns)) or DASH} paired seeds per comparison",
+                      f"test: {rules.get('test', DASH)}",
+                      f"correction: {rules.get('correction', DASH)}; "
+                      f"confidence {rules.get('confidence', DASH)}",
+                      f"min gain {_num(rules.get('min_gain'), True)}",
+                      f"gain metric {keys['metric']} at late step {keys['late']} "
+                      f"(start step {DASH if keys['start'] is None else keys['start']})"])
+
+
+def _md_table(headers: list[str], rows: list[list[str]], columns: int) -> str:
+    def line(cells: list[str]) -> str:  # backslash-escape what GitHub reads as table or HTML
+        return "| " + " | ".join(re.sub(r"([\\|<>])", r"\\\1", c).replace("\n", " ")
+                                 for c in cells[:columns]) + " |"
+    return "\n".join([line(headers), "|" + "---|" * columns, *[line(row) for row in rows]])
+
+
+def study_table_markdown(study: dict[str, Any]) -> str:
+    """A GitHub markdown block: controls table, validity line, arms table, recovery, footer."""
+    check_study(study)
+    recovery = _recovery(study)
+    parts = [f"**{study['name']}: controls**", "", _md_table(*_control_rows(study), 5), "",
+             f"**{_validity(study)}**", "", f"**{study['name']}: arms**", "",
+             _md_table(*_arm_rows(study), 8), "", *([recovery, ""] if recovery else [])]
+    return "\n".join([*parts, _footer(study)]) + "\n"
+
+
+def verdict_lines(study: dict[str, Any]) -> list[str]:
+    """Plain-text lines for a terminal: the validity, then one per arm."""
+    check_study(study)
+    keys, baseline = _keys(study), study["analysis"]["baseline"]
+    head = f"{study['name']} study ({len(study['seeds'])} seeds)"
+    lines = [f"{head}: {_validity(study)}"]
+    for name, row in zip(_titles(study), _arm_rows(study)[1], strict=True):
+        lines.append(f"{head}: {name} — baseline ({keys['label']} at step {keys['late']} = "
+                     f"{_num(_mean(study, name, keys['gain']))})" if name == baseline else
+                     f"{head}: {name} — {row[7]} (gain {row[1]}, p {row[2]})")
+    return lines
+
+
+def _gain_axes(ax: Any, study: dict[str, Any]) -> None:
+    keys, baseline, titles = _keys(study), study["analysis"]["baseline"], _titles(study)
+    others = [name for name in titles if name != baseline]
+    for y, name in enumerate(others):
+        _, gain, verdict = _comparison(study, name)
+        mean, low, high = (_float(gain.get(k)) for k in ("mean", "low", "high"))
+        if mean is not None:
+            xerr = None if low is None or high is None else [[mean - low], [high - mean]]
+            ax.barh(y, mean, xerr=xerr, color=VERDICT_COLOURS.get(verdict, "#c7c7c7"),
+                    edgecolor="black", linewidth=0.5, capsize=4)
+    ax.set_yticks(range(len(others)), [shorten(titles[n], 38, placeholder="…") for n in others],
+                  fontsize=8)
+    ax.axvline(0, color="black", linestyle="--", linewidth=0.8)
+    min_gain = _float(study["analysis"]["rules"].get("min_gain"))
+    if min_gain is not None:
+        ax.axvline(min_gain, color="#2ca02c", linestyle="--", linewidth=0.8,
+                   label=f"min gain {_num(min_gain, True)}")
+    ax.legend(handles=[*(Patch(color=c, label=v) for v, c in VERDICT_COLOURS.items()),
+                       *ax.get_legend_handles_labels()[0]], fontsize=7, loc="best")
+    ax.set(ylim=(len(others) - 0.5, -0.5),
+           title=f"(a) {keys['gain_label']} vs {baseline} (CI bars)")
+    ax.grid(alpha=0.3, axis="x")
+
+
+def _curve_axes(ax: Any, study: dict[str, Any], metric: str, title: str) -> None:
+    steps = np.array(study["eval_steps"], dtype=float)
+    others = [a["name"] for a in study["arms"] if a["name"] != study["analysis"]["baseline"]]
+    colours = {name: ARM_COLOURS[i % len(ARM_COLOURS)] for i, name in enumerate(others)}
+    for arm in study["arms"]:
+        colour = colours.get(arm["name"], BASELINE_COLOUR)
+        values = _seed_matrix(study, arm["name"],
+                              [f"{metric}/step{step}" for step in study["eval_steps"]])
+        mean, sd = _mean_sd(values)
+        ok = np.isfinite(mean)
+        ax.plot(steps[ok], mean[ok], color=colour, marker="o", markersize=3, linewidth=1.6,
+                linestyle=SIDE_STYLES.get(str(arm.get("side")), "-"),
+                label=shorten(str(arm.get("title") or arm["name"]), 48, placeholder="…"))
+        ax.fill_between(steps[ok], (mean - sd)[ok], (mean + sd)[ok], color=colour, alpha=0.12,
+                        linewidth=0)
+    ax.set(xticks=steps, xlabel="step", title=title)
+    ax.grid(alpha=0.3)
+
+
+def _bottom_legend(figure: Figure, ax: Any, ncol: int) -> Figure:
+    handles, labels = ax.get_legend_handles_labels()
+    figure.tight_layout()
+    figure.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                  ncol=max(1, min(ncol, len(labels))), fontsize=9, frameon=False)
+    return figure
+
+
+def study_figure(study: dict[str, Any]) -> Figure:
+    """(a) late gains with CIs, coloured by verdict; (b) held-out method entropy and
+    (c) the gain metric over the eval steps, mean over seeds with a ±1 sd band."""
+    check_study(study)
+    figure = Figure(figsize=(19, 5.8))
+    FigureCanvasAgg(figure)  # drawn with Agg, no pyplot
+    gain_ax, entropy_ax, metric_ax = figure.subplots(1, 3, width_ratios=[1.15, 1, 1])
+    _gain_axes(gain_ax, study)
+    keys = _keys(study)
+    _curve_axes(entropy_ax, study, keys["entropy_metric"],
+                f"(b) {keys['entropy_metric'].replace('heldout/', 'held-out ')} (nats), ± 1 sd")
+    _curve_axes(metric_ax, study, keys["metric"], f"(c) {keys['label']}, mean ± 1 sd")
+    return _bottom_legend(figure, metric_ax, 3)
+
+
+def write_study_figure(study: dict[str, Any], path: str | Path) -> Path:
+    """Write the three-panel study figure as one PNG file and return its path."""
+    path = Path(path)
+    study_figure(study).savefig(path, format="png", dpi=100, bbox_inches="tight")
+    return path
+
+
+def shares_figure(study: dict[str, Any]) -> Figure:
+    """Stacked bars of the mean held-out method shares per arm, at the start and late steps."""
+    check_study(study)
+    keys, titles, names = _keys(study), _titles(study), [arm["name"] for arm in study["arms"]]
+    figure = Figure(figsize=(15, 1.4 + 0.42 * len(names)))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, 2, sharey=True)
+    for ax, step in zip(axes, (keys["first"], keys["late"]), strict=True):
+        left = np.zeros(len(names))
+        for index, method in enumerate(map(str, study["methods"])):
+            widths = np.array([_mean(study, n, f"heldout/method_share/{method}/step{step}") or 0.0
+                               for n in names])
+            ax.barh(range(len(names)), widths, left=left, label=method, edgecolor="white",
+                    linewidth=0.5, color=METHOD_COLOURS[index % len(METHOD_COLOURS)])
+            left += widths
+        ax.set(xlim=(0, 1), title=f"held-out method shares at step {step}")
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].set_yticks(range(len(names)), [shorten(titles[n], 38, placeholder="…")
+                                           for n in names], fontsize=8)
+    axes[0].set_ylim(len(names) - 0.5, -0.5)
+    return _bottom_legend(figure, axes[1], 6)
+
+
+def _html_table(headers: list[Any], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
+                   for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _per_seed_html(study: dict[str, Any]) -> str:
+    k = _keys(study)
+    late, parts = k["late"], []
+    keys = [f"{k['metric']}/step{k['first']}", k["gain"], k["pass1"], k["entropy"],
+            f"heldout/distinct_correct_methods/step{late}", f"train/pass@1/step{late}",
+            f"gap/step{late}", f"canonical_entropy/step{late}", "tokens", "seconds"]
+    for name, title in _titles(study).items():
+        values = _seed_matrix(study, name, keys)
+        rows = [[str(seed), *map(_value, row)] for seed, row in zip(study["seeds"], values,
+                                                                     strict=True)]
+        rows.append(["mean ± sd", *[f"{_value(m)} ± {_value(s)}"
+                                    for m, s in zip(*_mean_sd(values), strict=True)]])
+        parts.append(f"<details><summary>{html.escape(title)} ({html.escape(name)})</summary>"
+                     f"{_html_table(['seed', *keys], rows)}</details>")
+    return "\n".join(parts)
+
+
+def write_study_report(study: dict[str, Any], path: str | Path) -> Path:
+    """Write the study's self-contained HTML page (CSS inline, figures as base64 PNGs)."""
+    check_study(study)
+    esc, name, recovery, keys = html.escape, str(study["name"]), _recovery(study), _keys(study)
+    settings = json.dumps({"arms": study["arms"], "rules": study["analysis"]["rules"]},
+                          indent=1, default=str)
+    timing = [[k, _value(v) if _float(v) is not None else v]
+              for k, v in (study.get("timing") or {}).items()]
+    banner = "valid" if study["analysis"]["valid"] else "invalid"
+    page = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>svs lab study: {esc(name)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; max-width: 1200px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }} img {{ max-width: 100%; }}
+.banner {{ padding: 0.6em 1em; border-radius: 4px; font-weight: 600; margin: 1em 0; }}
+.valid {{ background: #e6f4e6; border: 1px solid #2ca02c; }} summary {{ cursor: pointer; }}
+.invalid {{ background: #fbe6e6; border: 1px solid #d62728; }}
+</style></head><body>
+<h1>svs lab study: {esc(name)}</h1>
+<p>{esc(str(study.get("description") or ""))}</p>
+<p>Config: {esc(str(study.get("config_file") or DASH))}. Every number below is read from this
+study's study.json; gains, intervals, p-values and verdicts are the pre-registered analysis'.</p>
+<div class="banner {banner}">{esc(_validity(study))}</div>
+<h2>Controls</h2>
+{_html_table(*_control_rows(study))}
+<h2>Arms</h2>
+{_html_table(*_arm_rows(study))}
+{f"<p>{esc(recovery)}</p>" if recovery else ""}
+<p>{esc(_footer(study))}</p>
+<img src="data:image/png;base64,{figure_png(study_figure(study))}" alt="study figure">
+<h2>Held-out method shares (means over seeds, at step {esc(str(keys['first']))} and
+step {esc(str(keys['late']))})</h2>
+<img src="data:image/png;base64,{figure_png(shares_figure(study))}" alt="method shares">
+<h2>Per-seed values</h2>
+{_per_seed_html(study)}
+<h2>The arms' settings and the pre-registered rules</h2>
+<pre>{esc(settings)}</pre>
+<h2>Wall-clock time (not part of the compared numbers)</h2>
+{_html_table(["part", "value"], timing) if timing else "<p>none recorded</p>"}
+</body></html>
+"""
+    path = Path(path)
+    path.write_text(page, encoding="utf-8")
+    return path

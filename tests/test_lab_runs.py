@@ -1,0 +1,165 @@
+"""The lab end to end on a tiny scale: a bootstrap with its gates off (CI's smoke), one
+few-step run of every arm kind, the cache, determinism, and a two-seed study.
+
+Real components throughout: a model built and trained here, the bundled learner, the
+sandboxed verifier, the svs refresh flow (plain functions), the prompt store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from svs.flows.lab.arms import Arm, Budget, run_key
+from svs.flows.lab.bootstrap import GateConfig, GateError, LabConfig, bootstrap, load_bootstrap
+from svs.flows.lab.curriculum import CurriculumConfig
+
+TINY = LabConfig(
+    curriculum=CurriculumConfig(n_heldout=24, n_pool=48, n_bootstrap=300),
+    gates=GateConfig(enabled=False), hidden_size=32, num_layers=1, num_heads=1,
+    solve_steps=30, train_steps=10, batch_size=16, threads=1, n_measure=8, n_synthesis=4,
+    max_new_tokens=48, synthesis_max_new_tokens=24)
+BUDGET = Budget(steps=4, eval_steps=(0, 2, 4), n_prompts=8, prompts_per_step=2, group_size=4,
+                max_new_tokens=48, n_eval=6, eval_samples=4, train_eval_samples=2,
+                n_canonical=4)
+ARMS = [
+    Arm(name="fixed", kind="fixed"),
+    Arm(name="oracle", kind="oracle", refresh_every=2),
+    Arm(name="variants", kind="variants", refresh_every=2),
+    Arm(name="svs_refresh", kind="svs_refresh", refresh_every=2,
+        refresh={"svs": {"n_samples": 2}}),
+    Arm(name="online_svs", kind="online_svs", learner={"synthesis_samples": 2,
+                                                       "max_seeds_per_step": 1}),
+    Arm(name="mb2_clip_cov", kind="fixed", side="loss",
+        learner={"mini_batches": 2, "policy_loss": "clip_cov", "clip_cov_ratio": 0.01}),
+    Arm(name="kl_cov", kind="fixed", side="loss",
+        learner={"mini_batches": 2, "policy_loss": "kl_cov", "kl_cov_ratio": 0.01}),
+    Arm(name="rloo", kind="fixed", side="loss", learner={"advantage": "rloo"}),
+    Arm(name="dg", kind="fixed", side="loss", learner={"policy_loss": "dg"}),
+    Arm(name="passk", kind="fixed", side="loss", learner={"advantage": "passk",
+                                                          "passk_k": 2}),
+]
+
+
+@pytest.fixture(scope="module")
+def boot(tmp_path_factory):
+    return bootstrap(TINY, tmp_path_factory.mktemp("lab"))
+
+
+def test_the_gates_fail_loudly_on_a_weak_policy(boot):
+    assert boot.cached is False and boot.gate_failures == ()
+    with pytest.raises(GateError, match="held-out pass@1"):
+        load_bootstrap(boot.folder, GateConfig())
+    failures = GateConfig().failures(boot.metrics | {"lab/pass1_heldout": 0.45,
+                                                     "lab/pass1_pool": 0.9})
+    assert any("gap" in f for f in failures)
+
+
+@pytest.mark.slow
+def test_every_arm_runs_a_few_steps_and_reports_every_metric(boot, tmp_path):
+    from svs.flows.lab.runner import run_one
+
+    for arm in ARMS:
+        result = run_one(boot, TINY, BUDGET, arm, 0, tmp_path)
+        m = result["metrics"]
+        for step in BUDGET.eval_steps:
+            for key in ("heldout/pass@1", "heldout/pass@4", "heldout/method_entropy",
+                        "heldout/distinct_correct_methods", "train/pass@1",
+                        "train/method_entropy", "gap", "canonical_entropy"):
+                assert f"{key}/step{step}" in m, (arm.name, key, step)
+            shares = [v for k, v in m.items() if k.startswith("heldout/method_share/")
+                      and k.endswith(f"/step{step}")]
+            assert sum(shares) == pytest.approx(1.0)
+        assert m["tokens"] > 0 and len(result["curve"]) == BUDGET.steps
+        if arm.kind in ("oracle", "variants", "svs_refresh"):
+            assert [r["round"] for r in result["rounds"]] == [1]
+    starts = {json.dumps({k: v for k, v in json.loads(p.read_text()).items()}, sort_keys=True)
+              for p in (tmp_path / "start").glob("*.json")}
+    assert len(starts) == 1  # the start evaluation is shared by every arm of a seed
+
+
+def test_a_run_is_cached_and_repeats_exactly(boot, tmp_path):
+    from svs.flows.lab.runner import run_one
+
+    arm = Arm(name="fixed", kind="fixed")
+    first = run_one(boot, TINY, BUDGET, arm, 1, tmp_path / "a")
+    path = tmp_path / "a" / "results" / f"{run_key(TINY.key(), BUDGET, arm, 1)}.json"
+    stamp = path.stat().st_mtime_ns
+    assert run_one(boot, TINY, BUDGET, arm, 1, tmp_path / "a") == first
+    assert path.stat().st_mtime_ns == stamp
+    again = run_one(boot, TINY, BUDGET, arm, 1, tmp_path / "b")
+    strip = lambda r: {k: v for k, v in r["metrics"].items() if k != "seconds"}  # noqa: E731
+    assert strip(again) == strip(first)
+    other = run_one(boot, TINY, BUDGET, arm, 2, tmp_path / "a")
+    assert strip(other) != strip(first)
+
+
+def test_arm_and_budget_errors_say_what_to_fix():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Arm(name="x", kind="magic")
+    with pytest.raises(ValueError, match="budget"):
+        Arm(name="x", learner={"steps": 3})
+    with pytest.raises(ValueError, match="svs_refresh only"):
+        Arm(name="x", refresh={"svs": {}})
+    with pytest.raises(ValueError, match="eval_steps"):
+        Budget(steps=10, eval_steps=(0, 5))
+    with pytest.raises(ValueError, match="unknown arm setting"):
+        Arm.from_dict({"name": "x", "colour": "red"})
+
+
+def test_committed_study_configs_parse():
+    from pathlib import Path
+
+    from svs.flows.lab.main_job import MAIN_CONFIG
+    from svs.flows.lab.study import load_study
+
+    root = Path(__file__).resolve().parents[1]
+    configs = [*sorted((root / "examples" / "lab").glob("study-*.yaml")), MAIN_CONFIG]
+    assert len(configs) >= 4
+    for path in configs:
+        study = load_study(path)
+        assert study.arms and study.seeds
+
+
+def test_study_config_errors():
+    from svs.flows.lab.study import study_from_dict
+
+    base = {"name": "s", "seeds": [0, 1], "arms": [{"name": "fixed"}]}
+    with pytest.raises(ValueError, match="unknown section"):
+        study_from_dict(base | {"colour": 1})
+    with pytest.raises(ValueError, match="distinct"):
+        study_from_dict(base | {"arms": [{"name": "fixed"}, {"name": "fixed"}]})
+    with pytest.raises(ValueError, match="seeds"):
+        study_from_dict(base | {"seeds": [1, 1]})
+    with pytest.raises(ValueError, match="missing"):
+        study_from_dict({"name": "s", "arms": []})
+
+
+@pytest.mark.slow
+def test_a_two_seed_study_applies_its_rules_and_writes_its_report(boot, tmp_path):
+    from svs.flows.lab.study import run_study, study_from_dict
+
+    study = study_from_dict({
+        "name": "smoke", "seeds": [0, 1],
+        "bootstrap": json.loads(json.dumps(_asdict(TINY))),
+        "budget": json.loads(json.dumps(_asdict(BUDGET))),
+        "arms": [{"name": "fixed"}, {"name": "rloo", "side": "loss",
+                                     "learner": {"advantage": "rloo"}}],
+        "rules": {"late_step": 4, "metric": "heldout/pass@4"},
+        "controls": [{"name": "halves", "kind": "share_below", "arm": "fixed",
+                      "metric": "heldout/method_entropy"}]})
+    record = run_study(study, tmp_path, workers=2, progress=False)
+    analysis = record["analysis"]
+    assert set(analysis["arms"]) == {"fixed", "rloo"}
+    assert analysis["arms"]["rloo"]["comparison"]["verdict"] in (
+        "shown", "shown, over budget", "refuted", "inconclusive", "not read")
+    for name in ("study.json", "report.html", "figure.png"):
+        assert (tmp_path / "smoke" / name).is_file()
+    again = run_study(study, tmp_path, workers=1, progress=False)  # all cached now
+    assert again["per_seed"] == record["per_seed"]
+
+
+def _asdict(config):
+    import dataclasses
+
+    return dataclasses.asdict(config)
