@@ -54,8 +54,8 @@ class GateConfig:
     max_start_gap: float = option(0.08, "Largest |pool pass@1 - held-out pass@1|.")
     min_extract: float = option(0.95, "Least synthesis extract rate.")
     max_copy: float = option(0.05, "Largest synthesis copy rate.")
-    # The one declared revision (docs/lab.md, "Gates"): 0.6 -> 0.01 after four pilot
-    # bootstraps measured 0.004-0.012; no other gate changed, and no GRPO had run.
+    # The one declared revision (docs/lab.md, section 3): 0.6 -> 0.01 after five pilot
+    # bootstraps measured 0.000-0.012; no other gate changed, and no GRPO had run.
     min_faithful: float = option(0.01, "Least share of sympy-faithful synthesized problems "
                                        "(declared 0.6; revised once to 0.01 after the pilot "
                                        "bootstraps, before any GRPO).")
