@@ -163,3 +163,40 @@ def _asdict(config):
     import dataclasses
 
     return dataclasses.asdict(config)
+
+
+@pytest.mark.slow
+def test_the_main_job_runs_its_arms_and_shows_the_committed_verdicts(boot, tmp_path, capsys):
+    from svs.flows.lab.main_job import committed_verdicts, run_main
+    from svs.flows.lab.study import study_from_dict
+
+    study = study_from_dict({
+        "name": "main", "seeds": [3],
+        "bootstrap": json.loads(json.dumps(_asdict(TINY))),
+        "budget": json.loads(json.dumps(_asdict(BUDGET))),
+        "arms": [{"name": "fixed"}, {"name": "svs_refresh", "kind": "svs_refresh",
+                                     "refresh_every": 2, "refresh": {"svs": {"n_samples": 2}}}]})
+    record = run_main(study, tmp_path, workers=1)
+    shown = capsys.readouterr().out
+    assert "[3/3] the committed study's verdicts" in shown
+    for line in committed_verdicts():
+        assert line in shown
+    assert set(record["metrics"]) == {"fixed", "svs_refresh"}
+    assert (tmp_path / "run-seed3" / "figure.png").stat().st_size > 1000
+    saved = json.loads((tmp_path / "run-seed3" / "run.json").read_text())
+    assert saved["metrics"] == record["metrics"]
+
+
+def test_lab_commands_fail_with_one_clear_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from svs.flows.cli import app
+
+    result = CliRunner().invoke(app, ["lab", "study", str(tmp_path / "none.yaml")])
+    assert result.exit_code == 2 and "error: cannot read study config" in result.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nseeds: [0]\narms: [{name: a, kind: nope}]\n")
+    result = CliRunner().invoke(app, ["lab", "study", str(bad)])
+    assert result.exit_code == 2 and "kind must be one of" in result.output
+    result = CliRunner().invoke(app, ["lab", "report", str(bad)])
+    assert result.exit_code == 2 and "is not a lab study.json" in result.output

@@ -154,6 +154,12 @@ def per_seed_metrics(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str,
             for arm, by_seed in results.items()}
 
 
+def slim(record: dict[str, Any]) -> dict[str, Any]:
+    """The study record without its per-step curves: what the repository commits
+    (flows/lab/results/<name>.json) and `svs lab run` reads back."""
+    return {k: v for k, v in record.items() if k != "curves"}
+
+
 def run_study(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int | None = None,
               progress: bool = True) -> dict[str, Any]:
     """Run (or resume) the study and write out/<name>/study.json, report.html and
@@ -192,6 +198,8 @@ def run_study(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int 
     folder = out / study.name
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "study.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    (folder / "summary.json").write_text(json.dumps(slim(record), indent=1) + "\n",
+                                         encoding="utf-8")
     if analysis is not None:
         from svs.flows.lab.study_report import write_study_figure, write_study_report
 
