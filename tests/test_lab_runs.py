@@ -200,3 +200,18 @@ def test_lab_commands_fail_with_one_clear_line(tmp_path):
     assert result.exit_code == 2 and "kind must be one of" in result.output
     result = CliRunner().invoke(app, ["lab", "report", str(bad)])
     assert result.exit_code == 2 and "is not a lab study.json" in result.output
+
+
+def test_a_variant_never_repeats_a_problem_of_the_set_or_its_lineage():
+    import random
+
+    from svs.flows.lab import curriculum as cur
+    from svs.flows.lab.runner import _fresh_variant
+
+    problem = cur.draw(TINY.curriculum, 5).problem
+    first = _fresh_variant(problem, TINY, random.Random(0), set())
+    assert first is not None and first.parent_id == problem.id
+    assert first.answer == problem.answer and first.text != problem.text
+    second = _fresh_variant(problem, TINY, random.Random(0), {first.id})
+    assert second is not None and second.id != first.id
+    assert _fresh_variant(problem, TINY, random.Random(0), {first.id}, tries=1) is None

@@ -149,6 +149,22 @@ def stale_problems(groups: list[Any]) -> set[str]:
             | {pid for pid, flags in flat.items() if all(flags)})
 
 
+def _fresh_variant(problem: Any, lab: LabConfig, rng: random.Random, taken: set[str],
+                   tries: int = 20) -> Any:
+    """A same-answer variant of `problem` (lineage filled in) whose id is not in `taken`;
+    None when the curriculum has none or `tries` draws all collide."""
+    item = curriculum.CurriculumItem(problem, "", curriculum.METHODS[problem.metadata["kind"]][0])
+    for _ in range(tries):
+        other = curriculum.variant(item, rng, lab.curriculum)
+        if other is None:
+            return None
+        child = problem.variant(other.problem.text, synthesizer="lab-variants",
+                                **dict(other.problem.metadata))
+        if child.id not in taken:
+            return child
+    return None
+
+
 def replace_round(store: Any, arm: Arm, lab: LabConfig, stale: set[str], reserve: list[Any],
                   used: int, seed: int, round_no: int) -> tuple[int, dict[str, Any]]:
     """oracle / variants: publish the next version with the stale problems replaced.
@@ -158,6 +174,9 @@ def replace_round(store: Any, arm: Arm, lab: LabConfig, stale: set[str], reserve
 
     base = store.load(SET_NAME)
     kept, new, replaced, missing = [], [], [], 0
+    # a variant must be new to the set and to its lineage (the store refuses a problem
+    # twice; a retired problem coming back would not be new)
+    taken = {p.id for p in base.problems} | set(base.lineage.nodes)
     for problem in base.problems:
         if problem.id not in stale:
             kept.append(problem)
@@ -170,16 +189,14 @@ def replace_round(store: Any, arm: Arm, lab: LabConfig, stale: set[str], reserve
             used += 1
             replaced.append(problem.id)
             continue
-        spec = curriculum.Spec(problem.metadata["kind"], tuple(problem.metadata["numbers"]))
-        item = curriculum.CurriculumItem(problem, "", curriculum.METHODS[spec.kind][0])
-        other = curriculum.variant(item, random.Random(f"{seed}:{round_no}:{problem.id}"),
-                                   lab.curriculum)
-        if other is None:
+        child = _fresh_variant(problem, lab, random.Random(f"{seed}:{round_no}:{problem.id}"),
+                               taken)
+        if child is None:
             kept.append(problem)
             missing += 1
             continue
-        new.append(problem.variant(other.problem.text, synthesizer="lab-variants",
-                                   **dict(other.problem.metadata)))
+        taken.add(child.id)
+        new.append(child)
         replaced.append(problem.id)
     graph = base.lineage.copy()
     version = store.next_version(SET_NAME)
