@@ -215,3 +215,17 @@ def test_a_variant_never_repeats_a_problem_of_the_set_or_its_lineage():
     second = _fresh_variant(problem, TINY, random.Random(0), {first.id})
     assert second is not None and second.id != first.id
     assert _fresh_variant(problem, TINY, random.Random(0), {first.id}, tries=1) is None
+
+
+def test_a_failing_run_is_named_and_the_others_are_still_cached(boot, tmp_path):
+    from svs.flows.lab.study import run_jobs, study_from_dict
+
+    study = study_from_dict({
+        "name": "broken", "seeds": [0],
+        "bootstrap": json.loads(json.dumps(_asdict(TINY))),
+        "budget": json.loads(json.dumps(_asdict(BUDGET))),
+        "arms": [{"name": "bad", "learner": {"advantage": "passk", "passk_k": 99}},
+                 {"name": "fixed"}]})
+    with pytest.raises(RuntimeError, match=r"1 run\(s\) of study broken failed.*bad seed 0.*passk_k"):
+        run_jobs(study, boot, tmp_path, workers=1, progress=False)
+    assert len(list((tmp_path / "cache" / "results").glob("*.json"))) == 1

@@ -10,7 +10,7 @@ from svs.flows.cli_common import fail
 
 lab_app = typer.Typer(help="The miniature lab: a pre-registered study of entropy remedies "
                            "(docs/lab.md).", no_args_is_help=True)
-LAB_ERRORS = (ValueError, FileExistsError, FileNotFoundError)
+LAB_ERRORS = (ValueError, FileExistsError, FileNotFoundError, RuntimeError)
 
 
 @lab_app.command("bootstrap")

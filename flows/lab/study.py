@@ -134,18 +134,30 @@ def run_jobs(study: StudyConfig, boot: Any, out: Path, workers: int,
     with Progress(*columns, disable=not progress) as bar:
         task = bar.add_task(f"{study.name}: {len(jobs)} runs to do "
                             f"({sum(map(len, results.values()))} cached)", total=len(jobs))
+        failed: list[str] = []
+
+        def take(job: tuple, outcome: Any) -> None:
+            if isinstance(outcome, Exception):  # the other runs go on and are cached
+                failed.append(f"{job[3].name} seed {job[4]}: {type(outcome).__name__}: {outcome}")
+            else:
+                results[outcome["arm"]][outcome["seed"]] = outcome
+            bar.advance(task)
+
         if workers == 1:
             for job in jobs:
-                result = _job(job)
-                results[result["arm"]][result["seed"]] = result
-                bar.advance(task)
+                try:
+                    take(job, _job(job))
+                except Exception as exc:  # noqa: BLE001 - reported below, with its run
+                    take(job, exc)
         else:
             with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-                futures = [pool.submit(_job, job) for job in jobs]
+                futures = {pool.submit(_job, job): job for job in jobs}
                 for future in as_completed(futures):
-                    result = future.result()
-                    results[result["arm"]][result["seed"]] = result
-                    bar.advance(task)
+                    error = future.exception()
+                    take(futures[future], error if error is not None else future.result())
+    if failed:
+        raise RuntimeError(f"{len(failed)} run(s) of study {study.name} failed (the others "
+                           f"are cached; fix and run again to resume): " + "; ".join(failed))
     return results
 
 
