@@ -4,9 +4,8 @@ committed study's verdicts.
 The run config is a study config without rules (flows/lab/main.yaml by default): the
 bootstrap, the budget, the arms (the fixed set, svs refresh, the loss-side arm the
 committed loss-side study found best) and one seed. `run_main` bootstraps (cached,
-gates checked), runs the arms on two worker processes (the same `runner.run_one` as a
-study, so a run of the main job is a cached (seed, arm) result of the study with the
-same bootstrap and budget), prints a table of each arm's start and late numbers, writes
+gates checked), runs the arms on three worker processes (the same `runner.run_one` as a
+study; the main job's budget is shorter than the study's, so its runs are cached apart), prints a table of each arm's start and late numbers, writes
 `run-seed<N>/run.json` and `figure.png`, and prints the verdicts of the committed
 studies (flows/lab/results/*.json), which one seed cannot give.
 """
@@ -95,7 +94,7 @@ def write_run_figure(study: StudyConfig, results: dict[str, Any], seed: int, pat
     return path
 
 
-def run_main(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int = 2) -> dict:
+def run_main(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int = 3) -> dict:
     from rich.console import Console
     from rich.table import Table
 
