@@ -46,7 +46,8 @@ def rows(study: StudyConfig, results: dict[str, dict[int, dict[str, Any]]],
         cells = []
         for arm in study.arms:
             m = results[arm.name][seed]["metrics"]
-            cells.append(f"{m[f'{key}/step0']:.3f} -> {m[f'{key}/step{late}']:.3f}")
+            start, end = m.get(f"{key}/step0"), m.get(f"{key}/step{late}")
+            cells.append("–" if start is None or end is None else f"{start:.3f} -> {end:.3f}")
         out.append((f"{label} (0 -> {late})", cells))
     out.append(("generated tokens", [f"{results[a.name][seed]['metrics']['tokens']:,.0f}"
                                      for a in study.arms]))
@@ -81,11 +82,12 @@ def write_run_figure(study: StudyConfig, results: dict[str, Any], seed: int, pat
                                        ("heldout/pass@1", "held-out pass@1")), strict=True):
         for arm in study.arms:
             m = results[arm.name][seed]["metrics"]
-            ax.plot(steps, [m[f"{key}/step{s}"] for s in steps], marker="o", label=arm.label)
+            if f"{key}/step0" in m:  # pass@16 needs eval_samples >= 16
+                ax.plot(steps, [m[f"{key}/step{s}"] for s in steps], marker="o", label=arm.label)
         ax.set_xlabel("GRPO step")
         ax.set_title(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     fig.suptitle(f"svs lab run, seed {seed} (one seed: no verdict; see the committed study)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
