@@ -185,22 +185,10 @@ def read_items(path: Path) -> list[CurriculumItem]:
     return items
 
 
-def _solve_rate(policy: Any, cur: CurriculumConfig, items: list[CurriculumItem], n: int,
-                max_new_tokens: int, seed: int) -> tuple[float, list[list[Any]]]:
-    from svs.core.protocols import SamplingParams
-    from svs.verifiers.grader import grade_batch
-
-    params = SamplingParams(n=n, temperature=1.0, max_new_tokens=max_new_tokens, seed=seed)
-    groups = policy.generate([curriculum.solve_prompt(cur, i.problem.text) for i in items],
-                             params)
-    grades = grade_batch([(item.problem.answer, g.text) for item, group in
-                          zip(items, groups, strict=True) for g in group])
-    return sum(g.correct for g in grades) / len(grades), groups
-
-
 def measure(policy: Any, config: LabConfig, parts: Split) -> dict[str, float]:
     """Temperature-1 metrics of `policy` that the gates read."""
     from svs.core.protocols import SamplingParams
+    from svs.flows.lab.evaluate import sample_and_grade
     from svs.flows.lab.methods import entropy, faithful, method_distributions, parse_problem
     from svs.synthesizers.extract import extract_problem
     from svs.verifiers.grader import grade_batch
@@ -208,20 +196,20 @@ def measure(policy: Any, config: LabConfig, parts: Split) -> dict[str, float]:
     cur = config.curriculum
     heldout, pool = parts.heldout[:config.n_measure], parts.pool[:config.n_measure]
     m: dict[str, float] = {}
-    m["lab/pass1_heldout"], groups = _solve_rate(policy, cur, heldout, 4,
-                                                 config.max_new_tokens, 11)
-    m["lab/pass1_pool"], _ = _solve_rate(policy, cur, pool, 4, config.max_new_tokens, 12)
+    # (method tag, correct) of 4 samples per problem, generated and graded once
+    samples = sample_and_grade(policy, cur, heldout, 4, config.max_new_tokens, seed=11)
+    flat = [pair for group in samples for pair in group]
+    m["lab/pass1_heldout"] = sum(correct for _, correct in flat) / len(flat)
+    pool_flat = [pair for group in sample_and_grade(policy, cur, pool, 4, config.max_new_tokens,
+                                                    seed=12) for pair in group]
+    m["lab/pass1_pool"] = sum(correct for _, correct in pool_flat) / len(pool_flat)
     dists = method_distributions(policy, [curriculum.solve_prompt(cur, i.problem.text)
                                           for i in heldout], [i.kind for i in heldout])
     m["lab/method_entropy_heldout"] = sum(entropy(d) for d, _ in dists) / len(dists)
     m["lab/tag_mass_heldout"] = sum(mass for _, mass in dists) / len(dists)
     # the reliability of each method, from the samples (which opened with which tag)
-    grades = grade_batch([(item.problem.answer, g.text) for item, group in
-                          zip(heldout, groups, strict=True) for g in group])
-    samples = [g.text for group in groups for g in group]
     for method in sorted({mm for ms in curriculum.METHODS.values() for mm in ms}):
-        picked = [gr.correct for text, gr in zip(samples, grades, strict=True)
-                  if curriculum.method_of(text) == method]
+        picked = [correct for tag, correct in flat if tag == method]
         if picked:
             m[f"lab/accuracy/{method}"] = sum(picked) / len(picked)
             m[f"lab/samples/{method}"] = float(len(picked))
