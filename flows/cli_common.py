@@ -11,14 +11,12 @@ import typer
 
 STORE_OPTION = typer.Option(Path("svs-store"), "--store", envvar="SVS_STORE", help="Prompt store folder (env SVS_STORE).")
 SET_OPTION = typer.Option(..., "--set", help="Prompt set name in the store.")
-_STORE_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, OSError, RuntimeError)
 PREFECT_RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs")
 RUNNER_OPTION = typer.Option("thread", "--runner", help="Task runner for the diagnosis: thread, dask or ray (pip install 'svs\\[dask]' / 'svs\\[ray]').")
 WORKERS_OPTION = typer.Option(2, "--workers", help="Workers of a local Dask cluster / CPUs of a local Ray instance.")
 ADDRESS_OPTION = typer.Option(None, "--address", help="A running Dask scheduler or Ray cluster to use instead of a local one.")
 # Errors a command reports as one line ("error: ...", exit 2) instead of a traceback.
 STORE_ERRORS: tuple[type[Exception], ...] = (ValueError, KeyError, OSError, RuntimeError)
-PREFECT_RUN_LOGGERS = ("prefect", "prefect.flow_runs", "prefect.task_runs")
 
 
 def fail(exc: Exception) -> typer.Exit:
@@ -26,7 +24,9 @@ def fail(exc: Exception) -> typer.Exit:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+    # soft_wrap: the promise is one line, so rich must not fold it at the terminal's width
+    # (CI has no terminal and folds at 80 columns).
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
     raise typer.Exit(2) from exc
 
 

@@ -200,6 +200,8 @@ def test_lab_commands_fail_with_one_clear_line(tmp_path):
     assert result.exit_code == 2 and "kind must be one of" in result.output
     result = CliRunner().invoke(app, ["lab", "report", str(bad)])
     assert result.exit_code == 2 and "is not a lab study.json" in result.output
+    # One line whatever the terminal's width (CliRunner has none: rich folds at 80 unless told not to).
+    assert result.output.count("\n") == 1 and len(result.output) > 80
 
 
 def test_a_variant_never_repeats_a_problem_of_the_set_or_its_lineage():
