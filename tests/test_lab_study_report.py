@@ -214,3 +214,29 @@ def test_rules_name_the_entropy_and_pass1_metrics():
     text = study_table_markdown(study)
     assert "train/method_entropy/step120 (mean)" in text and "train/pass@1/step120 diff" in text
     assert "| 0.600 |" in text  # train/method_entropy from per_seed, not the held-out one
+
+
+def test_a_control_failed_in_another_study_on_the_same_bootstrap_makes_every_arm_not_read(tmp_path):
+    """The committed studies: the loss-side study ran no fresh-oracle arm and calls its
+    own testbed valid, but the pilot (same bootstrap) failed oracle_beats_fixed, so the
+    main job's lines read none of its arms; alone, its computed verdicts are shown."""
+    import shutil
+
+    from svs.flows.lab.main_job import RESULTS, committed_verdicts
+
+    shutil.copy(RESULTS / "loss-side.json", tmp_path / "loss-side.json")
+    alone = [line for line in committed_verdicts(tmp_path) if "mb4_sym" in line]
+    assert "testbed valid" in committed_verdicts(tmp_path)[0]
+    assert alone and "— refuted" in alone[0]
+    shutil.copy(RESULTS / "pilot.json", tmp_path / "pilot.json")
+    lines = [line for line in committed_verdicts(tmp_path) if line.startswith("loss-side")]
+    assert "testbed INVALID: the pilot study's oracle_beats_fixed failed" in lines[0]
+    arms = [line for line in lines[1:] if "baseline" not in line]
+    assert len(arms) == 7 and all("— not read (computed: " in line for line in arms)
+    other = tmp_path / "other"
+    other.mkdir()
+    moved = json.loads((tmp_path / "pilot.json").read_text())
+    moved["bootstrap"]["folder"] = "runs/lab/policy-another"
+    (other / "pilot.json").write_text(json.dumps(moved))
+    shutil.copy(RESULTS / "loss-side.json", other / "loss-side.json")
+    assert "testbed valid" in [x for x in committed_verdicts(other) if x.startswith("loss")][0]

@@ -56,15 +56,29 @@ def rows(study: StudyConfig, results: dict[str, dict[int, dict[str, Any]]],
     return out
 
 
-def committed_verdicts() -> list[str]:
-    """Verdict lines of every committed study (flows/lab/results/*.json)."""
+def _testbed(record: dict[str, Any]) -> str:
+    """The bootstrapped policy a study ran on (its policy-<key> folder name)."""
+    return Path(str((record.get("bootstrap") or {}).get("folder", ""))).name
+
+
+def committed_verdicts(results: Path = RESULTS) -> list[str]:
+    """Verdict lines of every committed study (flows/lab/results/*.json). A study whose
+    own controls passed is still not read when another study on the same bootstrap
+    failed one (the loss-side study has no fresh-oracle arm; the pilot's failed)."""
     from svs.flows.lab.study_report import verdict_lines
 
+    records = [json.loads(path.read_text(encoding="utf-8"))
+               for path in sorted(results.glob("*.json"))]
+    records = [r for r in records if r.get("analysis") is not None]
+    failed: dict[str, list[str]] = {}
+    for r in records:
+        if not r["analysis"]["valid"]:
+            names = ", ".join(r["analysis"].get("invalid_because") or []) or "a control"
+            failed.setdefault(_testbed(r), []).append(f"the {r['name']} study's {names} failed")
     lines = []
-    for path in sorted(RESULTS.glob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
-        if record.get("analysis") is not None:
-            lines.extend(verdict_lines(record))
+    for r in records:
+        why = "; ".join(failed.get(_testbed(r), [])) if _testbed(r) else ""
+        lines.extend(verdict_lines(r, invalid_by=why or None))
     return lines or ["(no committed study results in this installation)"]
 
 

@@ -216,16 +216,24 @@ def study_table_markdown(study: dict[str, Any]) -> str:
     return "\n".join([*parts, _footer(study)]) + "\n"
 
 
-def verdict_lines(study: dict[str, Any]) -> list[str]:
-    """Plain-text lines for a terminal: the validity, then one per arm."""
+def verdict_lines(study: dict[str, Any], invalid_by: str | None = None) -> list[str]:
+    """Plain-text lines for a terminal: the validity, then one per arm.
+
+    `invalid_by` says why the testbed is invalid when another study on the same
+    bootstrap failed a positive control this one did not run (the rule is "if any
+    control fails, no arm is read"): every arm is then "not read", its computed verdict
+    kept in brackets."""
     check_study(study)
     keys, baseline = _keys(study), study["analysis"]["baseline"]
     head = f"{study['name']} study ({len(study['seeds'])} seeds)"
-    lines = [f"{head}: {_validity(study)}"]
+    inherited = bool(invalid_by) and study["analysis"]["valid"]
+    validity = f"testbed INVALID: {invalid_by} — no arm is read" if inherited else _validity(study)
+    lines = [f"{head}: {validity}"]
     for name, row in zip(_titles(study), _arm_rows(study)[1], strict=True):
+        shown = f"not read (computed: {row[7]})" if inherited else row[7]
         lines.append(f"{head}: {name} — baseline ({keys['label']} at step {keys['late']} = "
                      f"{_num(_mean(study, name, keys['gain']))})" if name == baseline else
-                     f"{head}: {name} — {row[7]} (gain {row[1]}, p {row[2]})")
+                     f"{head}: {name} — {shown} (gain {row[1]}, p {row[2]})")
     return lines
 
 
