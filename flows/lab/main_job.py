@@ -51,8 +51,13 @@ def rows(study: StudyConfig, results: dict[str, dict[int, dict[str, Any]]],
         out.append((f"{label} (0 -> {late})", cells))
     out.append(("generated tokens", [f"{results[a.name][seed]['metrics']['tokens']:,.0f}"
                                      for a in study.arms]))
-    out.append(("seconds", [f"{results[a.name][seed]['metrics']['seconds']:.0f}"
-                            for a in study.arms]))
+    def seconds(m: dict[str, Any]) -> str:
+        parts = [m.get(f"seconds/{p}") for p in ("train", "evaluate", "refresh")]
+        split = "" if None in parts else " ({:.0f} / {:.0f} / {:.0f})".format(*parts)
+        return f"{m['seconds']:.0f}{split}"
+
+    out.append(("seconds (train / evaluate / refresh)",
+                [seconds(results[a.name][seed]["metrics"]) for a in study.arms]))
     return out
 
 

@@ -112,18 +112,28 @@ def _policy(model: Path):
 
 def start_metrics(boot: BootstrapResult, lab: LabConfig, budget: Budget, seed: int,
                   heldout: list[Any], train: list[Any], cache: Path) -> dict[str, float]:
-    """The start evaluation of a seed (the bootstrapped policy), computed once."""
+    """The start evaluation of a seed (the bootstrapped policy), computed once: a worker
+    holds a lock on it while computing, so the seed's other arms, running at the same
+    time in other workers, wait and read it instead of computing it again."""
     import hashlib
 
     from svs.flows.lab.evaluate import evaluate
 
     blob = json.dumps({"b": lab.key(), "budget": asdict(budget), "seed": seed}, sort_keys=True)
     path = cache / "start" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
-    metrics = evaluate(_policy(boot.model_dir), lab.curriculum, heldout, train, budget, seed, 0)
-    write_json(path, metrics)
-    return metrics
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.with_suffix(".lock").open("w") as lock:
+        try:
+            import fcntl  # POSIX; elsewhere two workers may compute the same numbers twice
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:
+            pass
+        if path.is_file():
+            return json.loads(path.read_text(encoding="utf-8"))
+        metrics = evaluate(_policy(boot.model_dir), lab.curriculum, heldout, train, budget,
+                           seed, 0)
+        write_json(path, metrics)
+        return metrics
 
 
 def _round_groups(config: Any, end: int, every: int) -> tuple[list[str], list[Any]]:
@@ -269,17 +279,22 @@ def run_one(boot: BootstrapResult, lab: LabConfig, budget: Budget, arm: Arm, see
     store = PromptStore(run_dir / "store")
     import_table(store, SET_NAME, prompts, ColumnMap(), add=False)
     config = learner_config(boot, budget, arm, seed, run_dir, template_path(lab))
-    metrics = {f"{k}/step0": v for k, v in
-               start_metrics(boot, lab, budget, seed, heldout, fixed, cache).items()}
+    metrics: dict[str, float] = {}
     rounds, used = [], 0
+    spent = {"train": 0.0, "evaluate": 0.0, "refresh": 0.0}  # where the seconds went
     for end in boundaries(budget, arm):
+        mark = time.perf_counter()
         train(replace(config, steps=end))
         checkpoint = segment_checkpoint(config.output_dir, end)
+        spent["train"] += time.perf_counter() - mark
         if end in budget.eval_steps:
+            mark = time.perf_counter()
             measured = evaluate(_policy(checkpoint), lab.curriculum, heldout, fixed, budget,
                                 seed, end)
             metrics.update({f"{k}/step{end}": v for k, v in measured.items()})
+            spent["evaluate"] += time.perf_counter() - mark
         if arm.kind in REFRESHING and end % arm.refresh_every == 0 and end < budget.steps:
+            mark = time.perf_counter()
             number = end // arm.refresh_every
             files, groups = _round_groups(config, end, arm.refresh_every)
             if arm.kind == "svs_refresh":
@@ -289,11 +304,19 @@ def run_one(boot: BootstrapResult, lab: LabConfig, budget: Budget, arm: Arm, see
                 used, record = replace_round(store, arm, lab, stale_problems(groups), reserve,
                                              used, seed, number)
                 rounds.append(record)
+            spent["refresh"] += time.perf_counter() - mark
+    # The start evaluation last: by then one of the seed's arms running beside this one
+    # has usually computed it (sampling forks the RNG, so the order changes no number).
+    mark = time.perf_counter()
+    metrics = {f"{k}/step0": v for k, v in
+               start_metrics(boot, lab, budget, seed, heldout, fixed, cache).items()} | metrics
+    spent["evaluate"] += time.perf_counter() - mark
     curve = _curve(config.output_dir)
     tokens = sum(int(r.get("train/generated_tokens", 0)) for r in curve) + sum(
         r["generated_tokens"] for r in rounds)
     metrics["tokens"] = float(tokens)
     metrics["seconds"] = time.perf_counter() - began
+    metrics.update({f"seconds/{part}": value for part, value in spent.items()})
     result = {"arm": arm.name, "seed": seed, "key": key, "settings": arm.settings(),
               "metrics": metrics, "curve": curve, "rounds": rounds}
     write_json(result_path, result)
