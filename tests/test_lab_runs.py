@@ -160,6 +160,18 @@ def test_a_two_seed_study_applies_its_rules_and_writes_its_report(boot, tmp_path
         assert (tmp_path / "smoke" / name).is_file()
     again = run_study(study, tmp_path, workers=1, progress=False)  # all cached now
     assert again["per_seed"] == record["per_seed"]
+    # the doctor's reading of every run, windows covering the run's steps
+    from svs.trainer_bridge.doctor import MITIGATIONS
+
+    assert {arm: sorted(by) for arm, by in record["ledger"].items()} == {
+        "fixed": ["0", "1"], "rloo": ["0", "1"]}
+    for by_seed in record["ledger"].values():
+        for windows in by_seed.values():
+            assert (windows[0]["first"], windows[-1]["last"]) == (1, BUDGET.steps)
+            assert all(w["leading"] in MITIGATIONS and "memorization" in w["evidence"]
+                       for w in windows)
+    assert again["ledger"] == record["ledger"]
+    assert "what <code>svs doctor</code> reads" in (tmp_path / "smoke" / "report.html").read_text()
 
 
 def _asdict(config):

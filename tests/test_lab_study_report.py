@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +241,20 @@ def test_a_control_failed_in_another_study_on_the_same_bootstrap_makes_every_arm
     (other / "pilot.json").write_text(json.dumps(moved))
     shutil.copy(RESULTS / "loss-side.json", other / "loss-side.json")
     assert "testbed valid" in [x for x in committed_verdicts(other) if x.startswith("loss")][0]
+
+
+def test_the_ledger_table_counts_the_seeds_leading_cause():
+    from svs.flows.lab.study_report import ledger_table_markdown
+
+    study = json.loads((Path(__file__).parents[1] / "flows" / "lab" / "results"
+                        / "pilot.json").read_text())
+    table = ledger_table_markdown(study)
+    assert table.splitlines()[0] == "| arm | steps 1-40 | steps 41-80 | steps 81-120 |"
+    assert len(table.splitlines()) == 2 + len(study["arms"])
+    fixed = next(line for line in table.splitlines() if "(fixed)" in line)
+    late = [w for rs in study["ledger"]["fixed"].values() for w in rs if w["first"] == 81]
+    mean = sum(w["evidence"]["memorization"] for w in late) / len(late)
+    assert f"memorized {mean:.3f}" in fixed.split(" | ")[-1]
+    leading = {w["leading"] for w in late}
+    assert all(f"{c} " in fixed.split(" | ")[-1] for c in leading)
+    assert ledger_table_markdown({k: v for k, v in study.items() if k != "ledger"}) == ""

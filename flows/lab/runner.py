@@ -249,6 +249,28 @@ def _curve(output_dir: str) -> list[dict[str, Any]]:
     return rows
 
 
+LEDGER_WINDOW = 40  # steps per window of the doctor's reading (the study's evaluation spacing)
+
+
+def ledger_reading(learner_dir: str | Path, window: int = LEDGER_WINDOW) -> list[dict[str, Any]]:
+    """`svs doctor`'s reading of a lab run (trainer_bridge.doctor on its metrics.jsonl and
+    ledger.jsonl): per window of steps, the leading cause of entropy loss, the evidence
+    for each cause, the quadrant carrying the covariance term and the term itself. NaN
+    evidence (a cause the run cannot show) is left out."""
+    import math
+
+    from svs.trainer_bridge.doctor import diagnose, read_run
+
+    out = []
+    for w in diagnose(read_run(learner_dir), window):
+        cov = w.values.get("entropy/cov", math.nan)
+        out.append({"first": w.first, "last": w.last, "leading": w.leading,
+                    "quadrant": w.quadrant,
+                    "evidence": {k: v for k, v in w.causes.items() if math.isfinite(v)},
+                    "cov": cov if math.isfinite(cov) else None})
+    return out
+
+
 def run_one(boot: BootstrapResult, lab: LabConfig, budget: Budget, arm: Arm, seed: int,
             cache: str | Path) -> dict[str, Any]:
     """The result of (seed, arm): read from the cache, else trained and written there."""
@@ -318,7 +340,8 @@ def run_one(boot: BootstrapResult, lab: LabConfig, budget: Budget, arm: Arm, see
     metrics["seconds"] = time.perf_counter() - began
     metrics.update({f"seconds/{part}": value for part, value in spent.items()})
     result = {"arm": arm.name, "seed": seed, "key": key, "settings": arm.settings(),
-              "metrics": metrics, "curve": curve, "rounds": rounds}
+              "metrics": metrics, "curve": curve, "rounds": rounds,
+              "ledger": ledger_reading(config.output_dir)}
     write_json(result_path, result)
     shutil.rmtree(run_dir / "learner" / "checkpoints", ignore_errors=True)  # ~MBs per run
     return result

@@ -166,6 +166,24 @@ def per_seed_metrics(results: dict[str, dict[int, dict[str, Any]]]) -> dict[str,
             for arm, by_seed in results.items()}
 
 
+def ledgers(results: dict[str, dict[int, dict[str, Any]]], cache: Path) -> dict[str, dict[str, Any]]:
+    """{arm: {seed: the doctor's reading}} of every run: from the result, or (a result
+    cached before the reading was recorded) from the run's folder, kept beside it; a run
+    whose folder is gone is left out."""
+    from svs.flows.lab.runner import ledger_reading
+
+    out: dict[str, dict[str, Any]] = {}
+    for arm, by_seed in results.items():
+        for seed, r in by_seed.items():
+            reading = r.get("ledger")
+            learner = cache / "runs" / f"{arm}-seed{seed}-{r['key']}" / "learner"
+            if reading is None and (learner / "metrics.jsonl").is_file():
+                reading = ledger_reading(learner)
+            if reading is not None:
+                out.setdefault(arm, {})[str(seed)] = reading
+    return out
+
+
 def slim(record: dict[str, Any]) -> dict[str, Any]:
     """The study record without its per-step curves: what the repository commits
     (flows/lab/results/<name>.json) and `svs lab run` reads back."""
@@ -202,6 +220,7 @@ def run_study(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int 
         "rounds": {arm: {str(s): r["rounds"] for s, r in by.items()}
                    for arm, by in results.items()},
         "analysis": analysis,
+        "ledger": ledgers(results, out / "cache"),
         "timing": {"seconds": round(time.perf_counter() - began, 1),
                    "run_seconds": round(sum(r["metrics"]["seconds"] for by in results.values()
                                             for r in by.values()), 1),

@@ -9,6 +9,7 @@ import html
 import json
 import re
 import warnings
+from collections import Counter
 from pathlib import Path
 from textwrap import shorten
 from typing import Any
@@ -216,6 +217,44 @@ def study_table_markdown(study: dict[str, Any]) -> str:
     return "\n".join([*parts, _footer(study)]) + "\n"
 
 
+def _ledger_rows(study: dict[str, Any]) -> Rows:
+    """Per arm and window of steps: the doctor's leading cause over the seeds (how many
+    seeds name it), the mean memorized (all-correct) group share, the leading quadrant."""
+    ledger = study.get("ledger") or {}
+    windows = sorted({(w["first"], w["last"]) for by in ledger.values() for rs in by.values()
+                      for w in rs})
+    rows = []
+    for name, title in _titles(study).items():
+        by_seed = ledger.get(name) or {}
+        if not by_seed:
+            continue
+        cells = [title if title == name else f"{title} ({name})"]
+        for first, last in windows:
+            found = [w for rs in by_seed.values() for w in rs
+                     if (w["first"], w["last"]) == (first, last)]
+            if not found:
+                cells.append(DASH)
+                continue
+            causes = Counter(w["leading"] for w in found)
+            quadrants = Counter(w["quadrant"] for w in found if w["quadrant"])
+            memorized = [w["evidence"]["memorization"] for w in found
+                         if "memorization" in w["evidence"]]
+            text = ", ".join(f"{c} {n}/{len(found)}" for c, n in causes.most_common())
+            if memorized:
+                text += f"; memorized {sum(memorized) / len(memorized):.3f}"
+            if quadrants:
+                text += f"; C in {quadrants.most_common(1)[0][0]}"
+            cells.append(text)
+        rows.append(cells)
+    return ["arm", *[f"steps {a}-{b}" for a, b in windows]], rows
+
+
+def ledger_table_markdown(study: dict[str, Any]) -> str:
+    """The `svs doctor` reading of every run as a GitHub table (empty when not recorded)."""
+    headers, rows = _ledger_rows(study)
+    return _md_table(headers, rows, len(headers)) + "\n" if rows else ""
+
+
 def verdict_lines(study: dict[str, Any], invalid_by: str | None = None) -> list[str]:
     """Plain-text lines for a terminal: the validity, then one per arm.
 
@@ -392,6 +431,10 @@ study's study.json; gains, intervals, p-values and verdicts are the pre-register
 <h2>Held-out method shares (means over seeds, at step {esc(str(keys['first']))} and
 step {esc(str(keys['late']))})</h2>
 <img src="data:image/png;base64,{figure_png(shares_figure(study))}" alt="method shares">
+<h2>The entropy ledger: what <code>svs doctor</code> reads in each run</h2>
+<p>Leading cause of entropy loss per window of steps (how many seeds name it), the mean
+share of memorized (all-correct) groups and the quadrant carrying the covariance term.</p>
+{_html_table(*_ledger_rows(study)) if _ledger_rows(study)[1] else "<p>not recorded</p>"}
 <h2>Per-seed values</h2>
 {_per_seed_html(study)}
 <h2>The arms' settings and the pre-registered rules</h2>
