@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from svs.flows.lab.study_figures import write_study_figure
 from svs.flows.lab.study_report import (
     check_study,
     study_table_markdown,
     verdict_lines,
-    write_study_figure,
     write_study_report,
 )
 

@@ -84,11 +84,8 @@ def lab_report(
     """Redraw a study's report and figure from its study.json (every number comes from the file)."""
     import json
 
-    from svs.flows.lab.study_report import (
-        study_table_markdown,
-        write_study_figure,
-        write_study_report,
-    )
+    from svs.flows.lab.study_figures import write_study_figure
+    from svs.flows.lab.study_report import study_table_markdown, write_study_report
 
     try:
         record = json.loads(study.read_text(encoding="utf-8"))

@@ -232,7 +232,8 @@ def run_study(study: StudyConfig, out: str | Path = "runs/lab", *, workers: int 
     (folder / "summary.json").write_text(json.dumps(slim(record), indent=1) + "\n",
                                          encoding="utf-8")
     if analysis is not None:
-        from svs.flows.lab.study_report import write_study_figure, write_study_report
+        from svs.flows.lab.study_figures import write_study_figure
+        from svs.flows.lab.study_report import write_study_report
 
         write_study_figure(record, folder / "figure.png")
         write_study_report(record, folder / "report.html")
