@@ -246,3 +246,32 @@ def test_a_failing_run_is_named_and_the_others_are_still_cached(boot, tmp_path):
     with pytest.raises(RuntimeError, match=r"1 run\(s\) of study broken failed.*bad seed 0.*passk_k"):
         run_jobs(study, boot, tmp_path, workers=1, progress=False)
     assert len(list((tmp_path / "cache" / "results").glob("*.json"))) == 1
+
+
+def test_a_start_evaluation_in_progress_is_waited_for_not_computed_again(boot, tmp_path):
+    """While one worker holds a seed's start-evaluation lock, another blocks on it and
+    then reads what the first wrote (here a planted record) instead of evaluating."""
+    import fcntl
+    import hashlib
+    import threading
+    import time
+    from dataclasses import asdict
+
+    from svs.flows.lab.bootstrap import read_items
+    from svs.flows.lab.runner import seed_prompts, start_metrics
+
+    heldout = read_items(boot.heldout_file)
+    fixed, _ = seed_prompts(read_items(boot.pool_file), BUDGET, 0)
+    blob = json.dumps({"b": TINY.key(), "budget": asdict(BUDGET), "seed": 0}, sort_keys=True)
+    path = tmp_path / "start" / f"{hashlib.sha256(blob.encode()).hexdigest()[:16]}.json"
+    path.parent.mkdir(parents=True)
+    got = {}
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        worker = threading.Thread(target=lambda: got.update(
+            start_metrics(boot, TINY, BUDGET, 0, heldout, fixed, tmp_path)))
+        worker.start()
+        time.sleep(1.0)  # the worker is blocked on the lock by now (or computing, without it)
+        path.write_text(json.dumps({"planted": 1.0}))
+    worker.join()
+    assert got == {"planted": 1.0}
